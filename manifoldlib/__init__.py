@@ -1,0 +1,86 @@
+"""manifoldlib: the model-centric data manifold of Grementieri & Fioresi, computed fast.
+
+A classifier ``model`` maps inputs ``(B, *input_shape)`` to class scores ``(B, C)``; the
+library takes ``log_softmax`` itself. From the gradients ``grad_x log p_i(y|x, w)`` it builds
+the local data matrix G(x, w) (in factored form, never ``n x n`` unless asked), the
+distribution ``D_x = (ker G)^perp`` and its projections, and the paths of the paper: along
+the leaves (Algorithm 1) and across them (section 4.2). Every routine is batched.
+
+Quick start::
+
+    import manifoldlib as ml
+    data = ml.load_mnist()                      # 5,000 embedded digits, no download
+    model = ml.cached_train(ml.TrainConfig(epochs=3)).model
+    G = ml.local_data_lowrank(model, data.test_x[:8])
+    G.rank(), G.trace()                          # rank <= C - 1 = 9
+    path = ml.horizontal_path(model, data.test_x[:4], data.test_x[4:8], clamp=data.pixel_range)
+"""
+
+from .data import CIFAR10_CLASSES, ImageData, data_home, load_cifar10, load_mnist, read_idx
+from .geometry import (
+    LowRankPSD,
+    TraceEstimate,
+    kernel_projection,
+    local_data_lowrank,
+    local_data_matrix,
+    local_fisher_lowrank,
+    local_fisher_matrix,
+    log_probabilities,
+    logprob_jacobian,
+    tangent_basis,
+    tangent_projection,
+    trace_mc,
+)
+from .models import MLP, VGG, MnistCNN, build_model
+from .paths import PathResult, across_leaves_path, horizontal_path, linear_interpolation
+from .profiles import Profile, current_profile, default_device
+from .training import (
+    TrainConfig,
+    TrainResult,
+    accuracy,
+    cached_train,
+    load_checkpoint,
+    mean_trace,
+    train,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "ImageData",
+    "LowRankPSD",
+    "MLP",
+    "MnistCNN",
+    "PathResult",
+    "Profile",
+    "TraceEstimate",
+    "TrainConfig",
+    "TrainResult",
+    "VGG",
+    "accuracy",
+    "across_leaves_path",
+    "build_model",
+    "cached_train",
+    "current_profile",
+    "data_home",
+    "default_device",
+    "horizontal_path",
+    "kernel_projection",
+    "linear_interpolation",
+    "load_checkpoint",
+    "load_cifar10",
+    "load_mnist",
+    "local_data_lowrank",
+    "local_data_matrix",
+    "local_fisher_lowrank",
+    "local_fisher_matrix",
+    "log_probabilities",
+    "logprob_jacobian",
+    "mean_trace",
+    "read_idx",
+    "tangent_basis",
+    "tangent_projection",
+    "trace_mc",
+    "train",
+]

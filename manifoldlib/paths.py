@@ -1,0 +1,325 @@
+"""Paths on and across the leaves of the foliation (paper, sections 4.2 and 4.3).
+
+Both path routines are batched: B paths advance together, one forward pass and C backward
+passes per step for the whole batch, and a pair that has stopped drops out of the batch.
+Nothing about the geometry can be cached between steps: the ReLU activation pattern, hence
+the Jacobian, changes as the point moves.
+
+Introduced in the chapters "Moving across leaves" and "Horizontal paths on the data leaf".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ._checks import (
+    check_finite,
+    check_positive,
+    check_same_shape,
+    check_tensor,
+    eval_mode,
+    warn_if_smooth,
+)
+from .geometry import _check_input, _log_softmax_scores, _project, _score_jacobian
+
+__all__ = ["PathResult", "across_leaves_path", "horizontal_path", "linear_interpolation"]
+
+#: A projected direction shorter than this fraction of the vector it came from has vanished.
+VANISHING = 1e-6
+
+Clamp = tuple[float | torch.Tensor, float | torch.Tensor] | None
+
+
+@dataclass
+class PathResult:
+    """A batch of paths, recorded every ``record_every`` steps.
+
+    Attributes:
+        points: ``(R, B, *input_shape)`` recorded points; ``points[0]`` is the start.
+        steps: ``(R,)`` the step number of each record (``0, k, 2k, ...`` and the last step).
+        class_probabilities: ``(R, B, C)`` the model's probabilities at each point.
+        probabilities: ``(R, B)`` probability of the predicted class.
+        predictions: ``(R, B)`` the predicted class.
+        distances: ``(R, B)`` distance to the target (horizontal paths) or from the start
+            (paths across leaves).
+        steps_taken: ``(B,)`` number of steps each path made before it stopped.
+        reached: ``(B,)`` whether each horizontal path came within ``threshold`` of its target
+            (all False for paths across leaves).
+        stop_reasons: why each path stopped: ``"reached"``, ``"max_steps"`` or
+            ``"vanishing direction"``.
+    """
+
+    points: torch.Tensor
+    steps: torch.Tensor
+    class_probabilities: torch.Tensor
+    probabilities: torch.Tensor
+    predictions: torch.Tensor
+    distances: torch.Tensor
+    steps_taken: torch.Tensor
+    reached: torch.Tensor
+    stop_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> torch.Tensor:
+        """``(B, *input_shape)`` the last point of each path."""
+        return self.points[-1]
+
+    def __repr__(self) -> str:
+        r, b = self.points.shape[:2]
+        return (
+            f"PathResult(paths={b}, records={r}, last_step={int(self.steps[-1])}, "
+            f"reached={int(self.reached.sum())}/{b})"
+        )
+
+
+def _apply_clamp(x: torch.Tensor, clamp: Clamp) -> torch.Tensor:
+    if clamp is None:
+        return x
+    lo, hi = clamp
+    return torch.clamp(x, min=lo, max=hi)
+
+
+def _check_clamp(clamp: Clamp, x: torch.Tensor, name: str) -> None:
+    if clamp is None:
+        return
+    if not (isinstance(clamp, (tuple, list)) and len(clamp) == 2):
+        raise ValueError(f"clamp must be None or a pair (low, high), got {clamp!r}")
+    lo, hi = (torch.as_tensor(c, dtype=x.dtype, device=x.device) for c in clamp)
+    if bool((lo > hi).any()):
+        raise ValueError(f"clamp must have low <= high, got {clamp!r}")
+    if bool(((x < lo - 1e-5) | (x > hi + 1e-5)).any()):
+        raise ValueError(
+            f"{name} lies outside the clamp range {tuple(float(c.min()) for c in (lo, hi))}; "
+            "clamping would move it before the first step"
+        )
+
+
+def _finish(
+    model: nn.Module,
+    records: list[torch.Tensor],
+    steps: list[int],
+    distances: list[torch.Tensor],
+    steps_taken: torch.Tensor,
+    reached: torch.Tensor,
+    reasons: list[str],
+    chunk: int = 512,
+) -> PathResult:
+    """Stack the records and evaluate the model on every recorded point (forward only)."""
+    points = torch.stack(records)
+    flat = points.reshape(-1, *points.shape[2:])
+    with torch.no_grad(), eval_mode(model):
+        probs = torch.cat([_log_softmax_scores(model, c).exp() for c in flat.split(chunk)])
+    probs = probs.reshape(points.shape[0], points.shape[1], -1)
+    top, pred = probs.max(-1)
+    return PathResult(
+        points=points,
+        steps=torch.tensor(steps),
+        class_probabilities=probs,
+        probabilities=top,
+        predictions=pred,
+        distances=torch.stack(distances),
+        steps_taken=steps_taken,
+        reached=reached,
+        stop_reasons=reasons,
+    )
+
+
+def horizontal_path(
+    model: nn.Module,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    step_size: float = 0.1,
+    max_steps: int = 1000,
+    threshold: float = 1.0,
+    clamp: Clamp = None,
+    record_every: int = 1,
+    rtol: float | None = None,
+    progress: bool = True,
+) -> PathResult:
+    """Algorithm 1: horizontal paths from ``source`` towards ``target``, batched over pairs.
+
+    At each step the direction ``target - x`` is projected orthogonally on the distribution
+    ``D_x = (ker G(x, w))^perp`` and the point moves by ``step_size`` along the normalised
+    projection (Riemannian gradient descent on ``||target - x||^2`` without retraction). The
+    step is shortened to the projection's length ``||v||`` when that is smaller, so a path
+    never overshoots the closest point along its direction. A pair stops when its distance to
+    the target falls below ``threshold``, when the projected direction vanishes, or after
+    ``max_steps``.
+
+    Args:
+        model: classifier returning scores ``(B, C)`` (piecewise linear for Theorem 3.1).
+        source: starting points ``(B, *input_shape)``.
+        target: destinations ``(B, *input_shape)``.
+        step_size: Euclidean length of each step (the paper's alpha = 0.1).
+        max_steps: most steps per path (the paper: 10000, or 5000 for Figures 4-5).
+        threshold: stop when ``||target - x|| < threshold`` (the paper: 1.0).
+        clamp: ``(low, high)``, scalars or tensors broadcastable to the input: clamp each point
+            into the valid pixel range after every step, as the paper's experiments do.
+        record_every: keep every k-th point (and the last); 1 keeps all.
+        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
+        progress: show a tqdm bar.
+
+    Returns:
+        A :class:`PathResult`; ``distances`` are distances to the target.
+
+    Introduced in the chapter "Horizontal paths on the data leaf".
+    """
+    _check_input(model, source, "source")
+    check_tensor(target, "target", min_dim=2)
+    check_same_shape(source, target, "source", "target")
+    check_finite(target, "target")
+    check_positive(step_size, "step_size")
+    check_positive(max_steps, "max_steps", integer=True)
+    check_positive(threshold, "threshold")
+    check_positive(record_every, "record_every", integer=True)
+    _check_clamp(clamp, source, "source")
+    warn_if_smooth(model, "horizontal_path")
+
+    b = source.shape[0]
+    x = source.detach().clone()
+    target = target.detach().to(x.dtype)
+    dist = (target - x).flatten(1).norm(dim=1)
+    active = dist >= threshold
+    reasons = ["reached" if not a else "max_steps" for a in active.tolist()]
+    steps_taken = torch.zeros(b, dtype=torch.long)
+    records, rec_steps, rec_dist = [x.clone()], [0], [dist.clone()]
+    with eval_mode(model), tqdm(total=max_steps, disable=not progress, desc="horizontal") as bar:
+        for t in range(1, max_steps + 1):
+            idx = active.nonzero().flatten()
+            if idx.numel() == 0:
+                break
+            xa = x[idx]
+            jac, _ = _score_jacobian(model, xa)
+            delta = target[idx] - xa
+            v = _project(jac, delta, rtol)
+            vnorm = v.flatten(1).norm(dim=1)
+            dnorm = delta.flatten(1).norm(dim=1)
+            vanished = vnorm <= VANISHING * dnorm
+            length = torch.minimum(torch.full_like(vnorm, step_size), vnorm)
+            scale = torch.where(vanished, 0.0, length / vnorm.clamp_min(1e-30))
+            shape = (-1,) + (1,) * (x.dim() - 1)
+            x[idx] = _apply_clamp(xa + scale.view(shape) * v, clamp)
+            steps_taken[idx[~vanished]] += 1
+            dist[idx] = (target[idx] - x[idx]).flatten(1).norm(dim=1)
+            for i in idx[vanished].tolist():
+                reasons[i] = "vanishing direction"
+            done = vanished | (dist[idx] < threshold)
+            for i in idx[dist[idx] < threshold].tolist():
+                reasons[i] = "reached"
+            active[idx[done]] = False
+            if t % record_every == 0 or not bool(active.any()) or t == max_steps:
+                records.append(x.clone())
+                rec_steps.append(t)
+                rec_dist.append(dist.clone())
+            bar.update(1)
+    reached = torch.tensor([r == "reached" for r in reasons])
+    return _finish(model, records, rec_steps, rec_dist, steps_taken, reached, reasons)
+
+
+def across_leaves_path(
+    model: nn.Module,
+    start: torch.Tensor,
+    direction: torch.Tensor,
+    *,
+    step_size: float = 0.1,
+    steps: int = 1000,
+    clamp: Clamp = None,
+    record_every: int = 1,
+    rtol: float | None = None,
+    progress: bool = True,
+) -> PathResult:
+    """Section 4.2: move orthogonally to the leaves along a fixed direction projected on ker G.
+
+    At every step the fixed ``direction`` is projected on ``ker G(x_t, w)`` (the orthogonal
+    complement of the current leaf's tangent space) and the point moves by ``step_size`` along
+    the normalised projection. By eq. (8) the model's prediction changes only to second order.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        start: starting points ``(B, *input_shape)``.
+        direction: fixed directions ``(B, *input_shape)`` (the paper: Gaussian).
+        step_size: Euclidean length of each step.
+        steps: number of steps.
+        clamp: ``(low, high)`` range to clamp each point into after every step, or None.
+        record_every: keep every k-th point (and the last); 1 keeps all.
+        rtol: relative tolerance for degenerate gradients.
+        progress: show a tqdm bar.
+
+    Returns:
+        A :class:`PathResult`; ``distances`` are distances from the start, ``reached`` is all
+        False.
+
+    Introduced in the chapter "Moving across leaves".
+    """
+    _check_input(model, start, "start")
+    check_tensor(direction, "direction", min_dim=2)
+    check_same_shape(start, direction, "start", "direction")
+    check_finite(direction, "direction")
+    check_positive(step_size, "step_size")
+    check_positive(steps, "steps", integer=True)
+    check_positive(record_every, "record_every", integer=True)
+    _check_clamp(clamp, start, "start")
+    if bool((direction.flatten(1).norm(dim=1) == 0).any()):
+        raise ValueError("direction must be non-zero for every path")
+
+    b = start.shape[0]
+    x = start.detach().clone()
+    direction = direction.detach().to(x.dtype)
+    active = torch.ones(b, dtype=torch.bool)
+    reasons = ["max_steps"] * b
+    steps_taken = torch.zeros(b, dtype=torch.long)
+    dist = torch.zeros(b, dtype=x.dtype)
+    records, rec_steps, rec_dist = [x.clone()], [0], [dist.clone()]
+    with eval_mode(model), tqdm(total=steps, disable=not progress, desc="across leaves") as bar:
+        for t in range(1, steps + 1):
+            idx = active.nonzero().flatten()
+            if idx.numel() == 0:
+                break
+            xa = x[idx]
+            jac, _ = _score_jacobian(model, xa)
+            u = direction[idx] - _project(jac, direction[idx], rtol)
+            unorm = u.flatten(1).norm(dim=1)
+            vanished = unorm <= VANISHING * direction[idx].flatten(1).norm(dim=1)
+            scale = torch.where(vanished, 0.0, step_size / unorm.clamp_min(1e-30))
+            shape = (-1,) + (1,) * (x.dim() - 1)
+            x[idx] = _apply_clamp(xa + scale.view(shape) * u, clamp)
+            steps_taken[idx[~vanished]] += 1
+            for i in idx[vanished].tolist():
+                reasons[i] = "vanishing direction"
+            active[idx[vanished]] = False
+            dist = (x - start).flatten(1).norm(dim=1)
+            if t % record_every == 0 or not bool(active.any()) or t == steps:
+                records.append(x.clone())
+                rec_steps.append(t)
+                rec_dist.append(dist.clone())
+            bar.update(1)
+    reached = torch.zeros(b, dtype=torch.bool)
+    return _finish(model, records, rec_steps, rec_dist, steps_taken, reached, reasons)
+
+
+def linear_interpolation(source: torch.Tensor, target: torch.Tensor, num: int = 11) -> torch.Tensor:
+    """Straight-line interpolation, the baseline that horizontal paths are compared with.
+
+    Args:
+        source: ``(B, *input_shape)``.
+        target: ``(B, *input_shape)``.
+        num: number of points, endpoints included.
+
+    Returns:
+        ``(num, B, *input_shape)`` points ``(1 - t) source + t target``.
+
+    Introduced in the chapter "Horizontal paths on the data leaf".
+    """
+    check_tensor(source, "source", min_dim=1)
+    check_tensor(target, "target", min_dim=1)
+    check_same_shape(source, target, "source", "target")
+    if isinstance(num, bool) or not isinstance(num, int) or num < 2:
+        raise ValueError(f"num must be an integer >= 2, got {num!r}")
+    t = torch.linspace(0, 1, num, dtype=source.dtype, device=source.device)
+    t = t.view(-1, *([1] * source.dim()))
+    return (1 - t) * source.unsqueeze(0) + t * target.unsqueeze(0)

@@ -1,0 +1,162 @@
+"""The paper's reference algorithms, re-implemented one image at a time, for comparison.
+
+The paper's public code computes each path step for one image with
+``torch.autograd.functional.jacobian`` of the log-probabilities, normalises the C gradients
+and projects by least squares on all C of them (a QR-based solver that assumes full column
+rank), builds a complete ``n x n`` QR factorisation for the kernel projection, and measures
+the trace and rank of G with a Python loop over samples. This module re-implements those
+methods from that description (it is not the paper's code) so that the book and the
+benchmarks can compare them with manifoldlib side by side, on the same model and inputs.
+
+One difference matters for the results, not only for speed: the C gradients of
+``log p`` are linearly dependent (eq. 4), but the gradient of the most probable class is
+small and computed by cancellation, so in float32 it carries a round-off direction. After
+normalisation that direction becomes a full column, and least squares on all C columns
+projects on a C-dimensional space: D_x plus one spurious direction, mostly in ker G. The
+chapter "Horizontal paths on the data leaf" measures how much of a reference step leaks out
+of D_x.
+
+Introduced in the chapter "Horizontal paths on the data leaf" (book/08) and used by
+``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.functional import jacobian
+
+from ._checks import eval_mode
+
+__all__ = [
+    "reference_across_leaves_path",
+    "reference_horizontal_path",
+    "reference_jacobian",
+    "reference_trace_rank",
+]
+
+
+def reference_jacobian(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``(C, n)`` Jacobian of ``log_softmax(model(x))`` for one input ``x`` ``(*input_shape)``."""
+    with eval_mode(model):
+        j = jacobian(lambda z: F.log_softmax(model(z.unsqueeze(0)), dim=1)[0], x)
+    return j.reshape(j.shape[0], -1)
+
+
+def _reference_tangent(j: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    a = F.normalize(j.T, dim=0)  # (n, C): normalised gradients as columns
+    coeff = torch.linalg.lstsq(a, d.unsqueeze(1), driver="gels").solution
+    return (a @ coeff).squeeze(1)
+
+
+def _reference_kernel(j: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    a = F.normalize(j.T, dim=0)
+    q, _ = torch.linalg.qr(a, mode="complete")  # n x n: the expensive part
+    basis = q[:, j.shape[0] - 1 :]
+    return basis @ (basis.T @ d)
+
+
+def reference_horizontal_path(
+    model: nn.Module,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    step_size: float = 0.1,
+    max_steps: int = 1000,
+    threshold: float = 1.0,
+    clamp: tuple[float | torch.Tensor, float | torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Algorithm 1 the reference way: one image, per-step Jacobian and least squares.
+
+    Args:
+        model: classifier returning scores ``(1, C)``.
+        source: one image ``(*input_shape)``.
+        target: one image ``(*input_shape)``.
+        step_size: step length.
+        max_steps: most steps.
+        threshold: stop when the distance to the target is below it.
+        clamp: ``(low, high)`` range to clamp into after every step.
+
+    Returns:
+        ``points`` ``(T+1, *input_shape)``, ``probabilities`` and ``predictions`` ``(T+1,)``.
+    """
+    x = source.detach().clone()
+    points = [x]
+    with eval_mode(model):
+        for _ in range(max_steps):
+            if float((target - x).norm()) < threshold:
+                break
+            j = reference_jacobian(model, x)
+            v = _reference_tangent(j, (target - x).flatten())
+            x = x + step_size * F.normalize(v, dim=0).reshape(x.shape)
+            if clamp is not None:
+                x = torch.clamp(x, *clamp)
+            points.append(x)
+        pts = torch.stack(points)
+        with torch.no_grad():
+            probs = F.softmax(model(pts), dim=1)
+    top, pred = probs.max(1)
+    return pts, top, pred
+
+
+def reference_across_leaves_path(
+    model: nn.Module,
+    start: torch.Tensor,
+    direction: torch.Tensor,
+    *,
+    step_size: float = 0.1,
+    steps: int = 100,
+    clamp: tuple[float | torch.Tensor, float | torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Section 4.2 the reference way: a complete ``n x n`` QR per step for the kernel basis.
+
+    Args:
+        model: classifier returning scores ``(1, C)``.
+        start: one image ``(*input_shape)``.
+        direction: fixed direction ``(*input_shape)``.
+        step_size: step length.
+        steps: number of steps.
+        clamp: ``(low, high)`` range to clamp into after every step.
+
+    Returns:
+        ``points`` ``(steps+1, *input_shape)``.
+    """
+    x = start.detach().clone()
+    d = direction.flatten()
+    points = [x]
+    with eval_mode(model):
+        for _ in range(steps):
+            j = reference_jacobian(model, x)
+            u = _reference_kernel(j, d)
+            x = x + step_size * F.normalize(u, dim=0).reshape(x.shape)
+            if clamp is not None:
+                x = torch.clamp(x, *clamp)
+            points.append(x)
+    return torch.stack(points)
+
+
+def reference_trace_rank(
+    model: nn.Module, batch: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Trace and rank of G the reference way: a Python loop, one Jacobian and SVD per image.
+
+    The rank is that of the ``C x n`` Jacobian, clamped to ``C - 1`` (the clamp hides the
+    spurious direction described in the module docstring).
+
+    Args:
+        model: classifier returning scores ``(1, C)``.
+        batch: images ``(B, *input_shape)``.
+
+    Returns:
+        ``traces`` ``(B,)`` and ``ranks`` ``(B,)``.
+    """
+    traces, ranks = [], []
+    with eval_mode(model):
+        for x in batch:
+            j = reference_jacobian(model, x)
+            with torch.no_grad():
+                p = F.softmax(model(x.unsqueeze(0)), dim=1)[0]
+            traces.append(float((p * j.pow(2).sum(1)).sum()))
+            ranks.append(min(int(torch.linalg.matrix_rank(j)), j.shape[0] - 1))
+    return torch.tensor(traces), torch.tensor(ranks)

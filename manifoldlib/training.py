@@ -1,0 +1,477 @@
+"""Deterministic training with trace-of-G tracking, checkpoints and a model cache.
+
+The paper trains with plain SGD (batch 60, learning rate 0.01) and records the mean trace of
+G(x, w) on a fixed batch of training images ten times per epoch (Figure 2). :func:`train`
+does exactly that, writes a checkpoint after every epoch (atomically, so an interrupted run
+resumes from the last complete epoch), and :func:`cached_train` keeps trained models in a
+cache folder keyed by the full configuration, so chapters share models without depending on
+each other's execution order.
+
+Reproducibility: the same configuration (seed and thread count included) gives bit-identical
+weights on the same CPU type. Shuffling uses a generator seeded per epoch, so a resumed run
+is identical to an uninterrupted one. GPUs (cuDNN kernels) and other CPU instruction sets can
+give slightly different weights.
+
+Introduced in the chapter "Training and the trace of G" (book/05).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ._checks import check_positive, eval_mode
+from .data import ImageData, data_home, load_cifar10, load_mnist
+from .geometry import local_data_lowrank, trace_mc
+from .models import build_model
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "cached_train",
+    "load_checkpoint",
+    "load_data",
+    "mean_trace",
+    "train",
+]
+
+#: Bump when a change to the training code changes the weights it produces.
+TRAINING_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model (and so its cache key).
+
+    Attributes:
+        arch: ``"mnist_cnn"``, ``"vgg11"`` or ``"mlp"``.
+        arch_kwargs: constructor arguments, as a tuple of ``(name, value)`` pairs.
+        dataset: ``"mnist"`` or ``"cifar10"``.
+        source: data source passed to the loader (``"embedded"``, ``"torchvision"``, a folder,
+            or ``"env"`` for ``$MANIFOLDLIB_CIFAR10``).
+        train_per_class: keep the first k training images of each class (None: all).
+        epochs: number of epochs.
+        batch_size: SGD batch size (the paper: 60).
+        lr: learning rate (the paper: 0.01).
+        momentum: SGD momentum (the paper: 0).
+        seed: seed of initialisation and shuffling.
+        threads: torch threads during training (weights depend on it); None leaves the default.
+        trace_every: measure the mean trace of G every this many steps (None: never).
+        trace_batch: number of training images in the fixed reference batch.
+        trace_method: ``"exact"`` (C backward passes per image) or ``"mc"`` (one, eq. 11).
+        augment: random crops and flips (CIFAR-10 only).
+    """
+
+    arch: str = "mnist_cnn"
+    arch_kwargs: tuple[tuple[str, object], ...] = ()
+    dataset: str = "mnist"
+    source: str = "embedded"
+    train_per_class: int | None = None
+    epochs: int = 10
+    batch_size: int = 60
+    lr: float = 0.01
+    momentum: float = 0.0
+    seed: int = 0
+    threads: int | None = 2
+    trace_every: int | None = None
+    trace_batch: int = 1000
+    trace_method: str = "exact"
+    augment: bool = False
+
+    def __post_init__(self) -> None:
+        check_positive(self.epochs, "epochs", integer=True)
+        check_positive(self.batch_size, "batch_size", integer=True)
+        check_positive(self.lr, "lr")
+        check_positive(self.trace_batch, "trace_batch", integer=True)
+        if self.trace_every is not None:
+            check_positive(self.trace_every, "trace_every", integer=True)
+        if self.trace_method not in ("exact", "mc"):
+            raise ValueError(f"trace_method must be 'exact' or 'mc', got {self.trace_method!r}")
+        if self.dataset not in ("mnist", "cifar10"):
+            raise ValueError(f"dataset must be 'mnist' or 'cifar10', got {self.dataset!r}")
+
+    def to_dict(self) -> dict:
+        """A JSON-able dictionary of the configuration."""
+        d = dataclasses.asdict(self)
+        d["arch_kwargs"] = [list(kv) for kv in self.arch_kwargs]
+        return d
+
+    def key(self) -> str:
+        """A hash of every setting that changes the trained weights (and of the code version)."""
+        payload = json.dumps({"v": TRAINING_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def build(self) -> nn.Module:
+        """The untrained model, initialised from ``seed``."""
+        torch.manual_seed(self.seed)
+        return build_model(self.arch, **dict(self.arch_kwargs))
+
+
+@dataclass
+class TrainResult:
+    """A trained model and what was recorded during training.
+
+    Attributes:
+        model: the trained model (in eval mode).
+        config: its configuration.
+        history: ``step``, ``epoch`` (fractional), ``trace`` (mean Tr G on the reference batch),
+            ``trace_stderr`` (MC only), ``rank_min``/``rank_max`` (exact only), ``loss``
+            (mean over the last interval), and per-epoch ``epoch_test_accuracy``.
+        checkpoints: paths of the per-epoch checkpoints.
+    """
+
+    model: nn.Module
+    config: TrainConfig
+    history: dict[str, list] = field(default_factory=dict)
+    checkpoints: list[Path] = field(default_factory=list)
+
+
+def load_data(config: TrainConfig) -> ImageData:
+    """Load the data set a configuration names.
+
+    Args:
+        config: the configuration.
+
+    Returns:
+        The data (with the training split reduced to ``train_per_class`` if set).
+    """
+    if config.dataset == "mnist":
+        data = load_mnist(config.source)
+        if config.train_per_class:
+            keep = (
+                torch.cat(
+                    [
+                        (data.train_y == c).nonzero().flatten()[: config.train_per_class]
+                        for c in range(10)
+                    ]
+                )
+                .sort()
+                .values
+            )
+            data.train_x, data.train_y = data.train_x[keep], data.train_y[keep]
+        return data
+    source = None if config.source == "env" else config.source
+    return load_cifar10(source, train_per_class=config.train_per_class)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def mean_trace(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    method: str = "exact",
+    chunk: int = 250,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Mean of ``Tr G(x, w)`` over a batch, exactly or by Monte Carlo.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        method: ``"exact"`` (C backward passes per chunk) or ``"mc"`` (one, unbiased).
+        chunk: images per pass (memory).
+        generator: random generator for the MC draws.
+
+    Returns:
+        ``trace`` (the mean), ``trace_stderr`` (its standard error: 0 for exact), and for
+        ``exact`` ``rank_min``/``rank_max`` of G over the batch.
+
+    Introduced in the chapter "Training and the trace of G".
+    """
+    if method == "exact":
+        traces, ranks = [], []
+        for xc in x.split(chunk):
+            g = local_data_lowrank(model, xc)
+            traces.append(g.trace())
+            ranks.append(g.rank())
+        t, r = torch.cat(traces), torch.cat(ranks)
+        return {
+            "trace": float(t.mean()),
+            "trace_stderr": 0.0,
+            "rank_min": int(r.min()),
+            "rank_max": int(r.max()),
+        }
+    if method == "mc":
+        est = [trace_mc(model, xc, generator=generator).values for xc in x.split(chunk)]
+        v = torch.cat(est)
+        return {"trace": float(v.mean()), "trace_stderr": float(v.std() / math.sqrt(len(v)))}
+    raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> float:
+    """Fraction of ``x`` classified as ``y``.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(N, *input_shape)``.
+        y: labels ``(N,)``.
+        chunk: images per forward pass.
+
+    Returns:
+        The accuracy in [0, 1].
+    """
+    device = next(model.parameters()).device
+    correct = 0
+    with torch.no_grad(), eval_mode(model):
+        for xc, yc in zip(x.split(chunk), y.split(chunk), strict=True):
+            correct += int((model(xc.to(device)).argmax(1) == yc.to(device)).sum())
+    return correct / len(y)
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, config: TrainConfig | None = None) -> dict:
+    """Load a checkpoint written by :func:`train`, checking that it fits ``config``.
+
+    Args:
+        path: the checkpoint file.
+        config: if given, the checkpoint must have been written for this configuration.
+
+    Returns:
+        The checkpoint dictionary (``config``, ``epoch``, ``model``, ``optimizer``,
+        ``history``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a manifoldlib checkpoint, is corrupt, or belongs to another
+            configuration or architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ValueError(f"cannot read checkpoint {path}: {err} (corrupt or truncated?)") from err
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path} is not a manifoldlib checkpoint")
+    if config is not None and ckpt["config"] != config.to_dict():
+        theirs, ours = ckpt["config"], config.to_dict()
+        diff = {k: (theirs.get(k), ours[k]) for k in ours if theirs.get(k) != ours[k]}
+        raise ValueError(
+            f"checkpoint {path} was written for another configuration; differing settings "
+            f"(checkpoint, requested): {diff}"
+        )
+    return ckpt
+
+
+def _load_state(model: nn.Module, state: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(
+            f"checkpoint {path} does not fit this model's architecture: {err}"
+        ) from err
+
+
+def train(
+    config: TrainConfig,
+    *,
+    data: ImageData | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> TrainResult:
+    """Train a model with SGD as in the paper, tracking the mean trace of G.
+
+    Args:
+        config: what to train.
+        data: the data (loaded from ``config`` if None).
+        checkpoint_dir: write ``epoch-NNN.pt`` there after every epoch and resume from the last
+            one found (None: no checkpoints).
+        device: where to train.
+        progress: show a tqdm bar.
+
+    Returns:
+        A :class:`TrainResult` with the model in eval mode on ``device``.
+
+    Introduced in the chapter "Training and the trace of G".
+    """
+    data = data if data is not None else load_data(config)
+    device = torch.device(device)
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    with _threads(config.threads):
+        model = config.build().to(device)
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        history: dict[str, list] = {
+            k: []
+            for k in (
+                "step",
+                "epoch",
+                "trace",
+                "trace_stderr",
+                "rank_min",
+                "rank_max",
+                "loss",
+                "epoch_test_accuracy",
+            )
+        }
+        start_epoch, checkpoints = 0, []
+        if ckdir is not None and ckdir.is_dir():
+            found = sorted(ckdir.glob("epoch-*.pt"))
+            if found:
+                ckpt = load_checkpoint(found[-1], config)
+                _load_state(model, ckpt["model"], found[-1])
+                opt.load_state_dict(ckpt["optimizer"])
+                history, start_epoch, checkpoints = ckpt["history"], ckpt["epoch"], found
+
+        ref = data.train_x[: config.trace_batch].to(device)
+        trace_gen = torch.Generator().manual_seed(config.seed + 1)
+        n = len(data.train_y)
+        steps_per_epoch = math.ceil(n / config.batch_size)
+        step = start_epoch * steps_per_epoch
+        losses: list[float] = []
+
+        def record() -> None:
+            m = mean_trace(model, ref, method=config.trace_method, generator=trace_gen)
+            history["step"].append(step)
+            history["epoch"].append(step / steps_per_epoch)
+            history["trace"].append(m["trace"])
+            history["trace_stderr"].append(m["trace_stderr"])
+            history["rank_min"].append(m.get("rank_min"))
+            history["rank_max"].append(m.get("rank_max"))
+            history["loss"].append(sum(losses) / len(losses) if losses else None)
+            losses.clear()
+
+        if config.trace_every and step == 0:
+            record()
+        total = (config.epochs - start_epoch) * steps_per_epoch
+        with tqdm(total=total, disable=not progress, desc="training") as bar:
+            for epoch in range(start_epoch, config.epochs):
+                gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+                order = torch.randperm(n, generator=gen)
+                model.train()
+                for i in range(0, n, config.batch_size):
+                    idx = order[i : i + config.batch_size]
+                    xb, yb = data.train_x[idx], data.train_y[idx]
+                    if config.augment:
+                        xb = _augment(xb, gen)
+                    xb, yb = xb.to(device), yb.to(device)
+                    opt.zero_grad(set_to_none=True)
+                    loss = F.cross_entropy(model(xb), yb)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"training diverged at step {step} (loss {float(loss)}); lower lr"
+                        )
+                    loss.backward()
+                    opt.step()
+                    step += 1
+                    losses.append(loss.item())
+                    bar.update(1)
+                    if config.trace_every and step % config.trace_every == 0:
+                        model.eval()
+                        record()
+                        model.train()
+                model.eval()
+                history["epoch_test_accuracy"].append(accuracy(model, data.test_x, data.test_y))
+                if ckdir is not None:
+                    path = ckdir / f"epoch-{epoch + 1:03d}.pt"
+                    _atomic_save(
+                        {
+                            "config": config.to_dict(),
+                            "epoch": epoch + 1,
+                            "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                            "optimizer": opt.state_dict(),
+                            "history": history,
+                        },
+                        path,
+                    )
+                    checkpoints.append(path)
+    model.eval()
+    return TrainResult(model=model, config=config, history=history, checkpoints=list(checkpoints))
+
+
+def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random 4-pixel-padded crops and horizontal flips (standard CIFAR-10 augmentation)."""
+    b = xb.shape[0]
+    flip = torch.rand(b, generator=gen) < 0.5
+    xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
+    padded = F.pad(xb, (4, 4, 4, 4), mode="reflect")
+    dx, dy = torch.randint(0, 9, (2, b), generator=gen)
+    h, w = xb.shape[-2:]
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+
+
+def cached_train(
+    config: TrainConfig,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    epoch: int | None = None,
+) -> TrainResult:
+    """Train once, then reload: models are cached under a key of the full configuration.
+
+    The cache folder is ``cache_dir/<arch>-<key>/`` (default ``data_home()/models``) and holds
+    one checkpoint per epoch, so an interrupted training resumes, and any epoch's weights can
+    be reloaded (the paper uses the checkpoint of epoch 10).
+
+    Args:
+        config: what to train.
+        cache_dir: the cache root.
+        device: where to train and put the model.
+        progress: show a tqdm bar while training.
+        epoch: return the model of this epoch (default: the last).
+
+    Returns:
+        A :class:`TrainResult`; ``history`` always covers the whole training.
+
+    Introduced in the chapter "The pipeline end to end".
+    """
+    root = Path(cache_dir) if cache_dir is not None else data_home() / "models"
+    folder = root / f"{config.arch}-{config.key()}"
+    last = folder / f"epoch-{config.epochs:03d}.pt"
+    if last.is_file():
+        ckpt = load_checkpoint(last, config)
+        history = ckpt["history"]
+        checkpoints = sorted(folder.glob("epoch-*.pt"))
+    else:
+        result = train(config, checkpoint_dir=folder, device=device, progress=progress)
+        if epoch is None:
+            return result
+        history, checkpoints = result.history, result.checkpoints
+    want = config.epochs if epoch is None else epoch
+    if not 1 <= want <= config.epochs:
+        raise ValueError(f"epoch must be between 1 and {config.epochs}, got {epoch}")
+    path = folder / f"epoch-{want:03d}.pt"
+    ckpt = load_checkpoint(path, config)
+    model = config.build()
+    _load_state(model, ckpt["model"], path)
+    model.to(device).eval()
+    return TrainResult(model=model, config=config, history=history, checkpoints=list(checkpoints))

@@ -1,0 +1,61 @@
+"""Shared fixtures: small ReLU networks in float64, and a fresh data/model cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+class TinyCNN(nn.Module):
+    """A small piecewise-linear CNN on 1x8x8 inputs, C = 5 (conv, max-pool, BatchNorm)."""
+
+    def __init__(self, num_classes: int = 5) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64, 16),
+            nn.ReLU(),
+            nn.Linear(16, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own MANIFOLDLIB_DATA: nothing leaks into the user's cache."""
+    monkeypatch.setenv("MANIFOLDLIB_DATA", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def mlp():
+    from manifoldlib import MLP
+
+    torch.manual_seed(0)
+    return MLP(6, hidden=(16, 16), num_classes=4, activation="relu").double().eval()
+
+
+@pytest.fixture
+def cnn():
+    torch.manual_seed(1)
+    model = TinyCNN().double()
+    # Non-trivial BatchNorm statistics, so that eval mode differs from train mode.
+    model.body[1].running_mean.uniform_(-0.5, 0.5)
+    model.body[1].running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.fixture
+def x_mlp():
+    return torch.randn(7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.fixture
+def x_cnn():
+    return torch.randn(5, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))

@@ -1,0 +1,179 @@
+"""Paths: batched Algorithm 1 and paths across leaves, on small float64 ReLU networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import manifoldlib as ml
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_horizontal_path_decreases_distance_and_steps_lie_in_D_x(mlp):
+    src = torch.randn(4, 6, dtype=torch.float64, generator=_gen(10))
+    tgt = torch.randn(4, 6, dtype=torch.float64, generator=_gen(11))
+    res = ml.horizontal_path(
+        mlp, src, tgt, step_size=0.05, max_steps=60, threshold=1e-3, progress=False
+    )
+    assert res.points.shape == (61, 4, 6)
+    assert res.distances.shape == res.probabilities.shape == res.predictions.shape == (61, 4)
+    assert res.class_probabilities.shape == (61, 4, 4)
+    d = res.distances
+    # The distance never increases by more than the second-order term of one step.
+    assert (d[1:] - d[:-1]).max() < 0.05**2
+    assert (d[-1] < d[0]).all()
+    # Each step is a multiple of the projection of (target - x) on D_x at its start.
+    for t in range(0, 60, 7):
+        step = res.points[t + 1] - res.points[t]
+        proj = ml.tangent_projection(mlp, res.points[t], tgt - res.points[t])
+        moved = step.norm(dim=1) > 0
+        cos = torch.nn.functional.cosine_similarity(step, proj, dim=1)
+        assert (cos[moved] > 1 - 1e-9).all()
+        assert (
+            torch.allclose(step.norm(dim=1)[moved], torch.full_like(cos[moved], 0.05))
+            or (step.norm(dim=1)[moved] <= 0.05 + 1e-12).all()
+        )
+
+
+def test_batched_paths_equal_paths_run_one_at_a_time(cnn, x_cnn):
+    tgt = x_cnn.roll(1, 0)
+    together = ml.horizontal_path(cnn, x_cnn, tgt, max_steps=25, threshold=0.5, progress=False)
+    for i in range(x_cnn.shape[0]):
+        alone = ml.horizontal_path(
+            cnn, x_cnn[i : i + 1], tgt[i : i + 1], max_steps=25, threshold=0.5, progress=False
+        )
+        torch.testing.assert_close(together.points[:, i], alone.points[:, 0])
+        torch.testing.assert_close(together.distances[:, i], alone.distances[:, 0])
+
+
+def test_path_reaches_target_in_the_tangent_plane_and_stops(mlp):
+    """A target reachable along D_x: the path stops as soon as it is within the threshold."""
+    x = torch.randn(1, 6, dtype=torch.float64, generator=_gen(3))
+    basis, _ = ml.tangent_basis(mlp, x)
+    tgt = x + 0.05 * basis[:, 0]  # close enough to stay in x's linear region: a flat leaf
+    res = ml.horizontal_path(
+        mlp, x, tgt, step_size=0.05 / 30, max_steps=500, threshold=0.05 / 15, progress=False
+    )
+    assert bool(res.reached[0]) and res.stop_reasons == ["reached"]
+    assert 25 <= int(res.steps_taken[0]) <= 30
+    assert float(res.distances[-1, 0]) < 0.05 / 15
+    assert res.points.shape[0] == int(res.steps_taken[0]) + 1  # no records after stopping
+
+
+def test_source_equal_to_target_takes_no_step(mlp, x_mlp):
+    res = ml.horizontal_path(mlp, x_mlp, x_mlp.clone(), progress=False)
+    assert res.reached.all() and (res.steps_taken == 0).all()
+    assert res.points.shape[0] == 1
+
+
+def test_step_never_overshoots(mlp):
+    x = torch.randn(1, 6, dtype=torch.float64, generator=_gen(4))
+    basis, _ = ml.tangent_basis(mlp, x)
+    tgt = x + 0.05 * basis[:, 0]
+    res = ml.horizontal_path(
+        mlp, x, tgt, step_size=10.0, max_steps=5, threshold=1e-6, progress=False
+    )
+    assert float(res.distances[1, 0]) < 0.05 * 0.5
+
+
+def test_record_every_keeps_every_kth_point_and_the_last(mlp, x_mlp):
+    res = ml.horizontal_path(
+        mlp, x_mlp, x_mlp.roll(1, 0), max_steps=23, threshold=1e-9, record_every=5, progress=False
+    )
+    assert res.steps.tolist() == [0, 5, 10, 15, 20, 23]
+    assert res.points.shape[0] == 6
+
+
+def test_clamp_keeps_points_in_range(cnn, x_cnn):
+    lo, hi = -1.0, 1.0
+    src = x_cnn.clamp(lo, hi)
+    res = ml.horizontal_path(cnn, src, src.roll(1, 0), max_steps=30, clamp=(lo, hi), progress=False)
+    assert res.points.min() >= lo and res.points.max() <= hi
+    with pytest.raises(ValueError, match="outside the clamp range"):
+        ml.horizontal_path(cnn, x_cnn * 10, src, clamp=(lo, hi), progress=False)
+    with pytest.raises(ValueError, match="low <= high"):
+        ml.horizontal_path(cnn, src, src, clamp=(1.0, -1.0), progress=False)
+
+
+def test_across_leaves_keeps_prediction_and_moves_in_ker_G(mlp):
+    x = torch.randn(3, 6, dtype=torch.float64, generator=_gen(5))
+    direction = torch.randn(3, 6, dtype=torch.float64, generator=_gen(6))
+    res = ml.across_leaves_path(mlp, x, direction, step_size=1e-3, steps=20, progress=False)
+    p0, p1 = res.class_probabilities[0], res.class_probabilities[-1]
+    kl = (p0 * (p0.log() - p1.log())).sum(1)
+    assert kl.max() < 1e-8  # second order in the displacement (eq. 8): (0.02)^2 scale, tiny
+    step = res.points[1] - res.points[0]
+    assert ml.tangent_projection(mlp, x, step).abs().max() < 1e-12
+    assert torch.allclose(res.distances[-1], torch.full((3,), 0.02, dtype=torch.float64), rtol=0.05)
+    assert not res.reached.any()
+
+
+def test_across_leaves_is_flatter_than_a_random_direction(cnn, x_cnn):
+    direction = torch.randn(x_cnn.shape, dtype=torch.float64, generator=_gen(7))
+    res = ml.across_leaves_path(cnn, x_cnn, direction, step_size=0.01, steps=10, progress=False)
+    moved_rand = x_cnn + direction / direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * 0.1
+    p0 = res.class_probabilities[0]
+    p_leaf = res.class_probabilities[-1]
+    p_rand = torch.softmax(cnn(moved_rand), 1).detach()
+    kl_leaf = (p0 * (p0.log() - p_leaf.log())).sum(1)
+    kl_rand = (p0 * (p0.log() - p_rand.log())).sum(1)
+    assert (kl_leaf < kl_rand).all()
+
+
+def test_vanishing_direction_stops_cleanly(mlp):
+    x = torch.randn(2, 6, dtype=torch.float64, generator=_gen(8))
+    basis, _ = ml.tangent_basis(mlp, x)
+    res = ml.across_leaves_path(mlp, x, basis[:, 0], steps=10, progress=False)
+    assert res.stop_reasons == ["vanishing direction"] * 2
+    assert (res.steps_taken == 0).all()
+    torch.testing.assert_close(res.final, x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"step_size": 0.0}, "step_size"),
+        ({"step_size": -1.0}, "step_size"),
+        ({"step_size": float("nan")}, "step_size"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"max_steps": 2.5}, "max_steps"),
+        ({"threshold": 0}, "threshold"),
+        ({"record_every": 0}, "record_every"),
+    ],
+)
+def test_bad_path_arguments(mlp, x_mlp, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ml.horizontal_path(mlp, x_mlp, x_mlp, progress=False, **kwargs)
+
+
+def test_bad_path_inputs(mlp, x_mlp):
+    with pytest.raises(ValueError, match="same shape"):
+        ml.horizontal_path(mlp, x_mlp, x_mlp[:2], progress=False)
+    bad = x_mlp.clone()
+    bad[1, 2] = float("inf")
+    with pytest.raises(ValueError, match="target contains"):
+        ml.horizontal_path(mlp, x_mlp, bad, progress=False)
+    with pytest.raises(ValueError, match="source contains"):
+        ml.horizontal_path(mlp, bad, x_mlp, progress=False)
+    with pytest.raises(ValueError, match="non-zero"):
+        ml.across_leaves_path(mlp, x_mlp, torch.zeros_like(x_mlp), progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        ml.across_leaves_path(mlp, x_mlp, x_mlp, steps=-3, progress=False)
+
+
+def test_smooth_model_warns_that_theorem_3_1_does_not_apply(x_mlp):
+    gelu = ml.MLP(6, hidden=(8,), num_classes=3, activation="gelu").double()
+    with pytest.warns(UserWarning, match="Theorem 3.1"):
+        ml.horizontal_path(gelu, x_mlp, x_mlp.roll(1, 0), max_steps=2, progress=False)
+
+
+def test_linear_interpolation():
+    a, b = torch.zeros(2, 3), torch.ones(2, 3)
+    pts = ml.linear_interpolation(a, b, 5)
+    assert pts.shape == (5, 2, 3)
+    torch.testing.assert_close(pts[2], torch.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match="num"):
+        ml.linear_interpolation(a, b, 1)
