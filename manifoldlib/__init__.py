@@ -16,6 +16,7 @@ Quick start::
     path = ml.horizontal_path(model, data.test_x[:4], data.test_x[4:8], clamp=data.pixel_range)
 """
 
+from . import plot, reference
 from .data import CIFAR10_CLASSES, ImageData, data_home, load_cifar10, load_mnist, read_idx
 from .geometry import (
     LowRankPSD,
@@ -78,7 +79,9 @@ __all__ = [
     "log_probabilities",
     "logprob_jacobian",
     "mean_trace",
+    "plot",
     "read_idx",
+    "reference",
     "tangent_basis",
     "tangent_projection",
     "trace_mc",
