@@ -26,7 +26,9 @@ Introduced in the chapter "Information geometry and the local data matrix" (book
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +45,7 @@ from ._checks import (
 
 __all__ = [
     "LowRankPSD",
+    "precision",
     "TraceEstimate",
     "local_data_lowrank",
     "local_data_matrix",
@@ -60,10 +63,50 @@ __all__ = [
 DENSE_LIMIT_BYTES = 2 * 1024**3
 
 
+@contextlib.contextmanager
+def precision(model: nn.Module, dtype: torch.dtype = torch.float64) -> Iterator[nn.Module]:
+    """Compute with ``model`` in another floating dtype (float64 by default), then restore it.
+
+    Casting float32 weights to float64 and back is exact, so the model is unchanged
+    afterwards. Inputs must be given in the same dtype (``x.double()``).
+
+    Example::
+
+        with ml.precision(model):
+            G = ml.local_data_lowrank(model, x.double())
+
+    Args:
+        model: the network; its parameters and buffers are cast in place.
+        dtype: the floating dtype to compute in.
+
+    Yields:
+        The same model, cast.
+
+    Introduced in the chapter "The spectrum of G".
+    """
+    if not torch.empty(0, dtype=dtype).is_floating_point():
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    originals = {
+        name: t.dtype
+        for name, t in [*model.named_parameters(), *model.named_buffers()]
+        if t.is_floating_point()
+    }
+    model.to(dtype)
+    try:
+        yield model
+    finally:
+        for name, old in originals.items():
+            owner_name, _, attr = name.rpartition(".")
+            owner = model.get_submodule(owner_name) if owner_name else model
+            if attr in owner._parameters:
+                owner._parameters[attr].data = owner._parameters[attr].data.to(old)
+            else:
+                owner._buffers[attr] = owner._buffers[attr].to(old)
+
+
 def _check_input(model: nn.Module, x: torch.Tensor, name: str = "x") -> None:
     check_model(model)
     check_tensor(x, name, min_dim=2)
-    check_finite(x, name)
     param = next(iter(model.parameters()), None)
     if param is not None:
         if param.dtype != x.dtype:
@@ -76,6 +119,7 @@ def _check_input(model: nn.Module, x: torch.Tensor, name: str = "x") -> None:
                 f"{name} is on {x.device} but the model's parameters are on {param.device}; "
                 f"move them to the same device"
             )
+    check_finite(x, name)
 
 
 def _scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
