@@ -89,3 +89,26 @@ __all__ = [
     "trace_mc",
     "train",
 ]
+
+# Part I, "Distributions, brackets and the Frobenius theorem" (book/02): SymPy helpers.
+from . import frobenius  # noqa: E402
+from .frobenius import (  # noqa: E402
+    InvolutivityCheck,
+    apply_field,
+    gauss_reduce,
+    generic_rank,
+    integral_curve,
+    involutivity,
+    lie_bracket,
+)
+
+__all__ += [
+    "InvolutivityCheck",
+    "apply_field",
+    "frobenius",
+    "gauss_reduce",
+    "generic_rank",
+    "integral_curve",
+    "involutivity",
+    "lie_bracket",
+]
