@@ -112,3 +112,30 @@ __all__ += [
     "involutivity",
     "lie_bracket",
 ]
+
+# Foliation (Theorem 3.1, Remark of section 3) and toy data ("Why ReLU networks foliate",
+# "Foliations you can see").
+from . import foliation, toy  # noqa: E402
+from .foliation import (  # noqa: E402
+    involutivity_residual,
+    logprob_brackets,
+    parameter_brackets,
+    parameter_gradient_fields,
+    parameter_involutivity_residual,
+)
+from .toy import TOY_DATASETS, ToyData, load_toy, make_blobs, make_moons  # noqa: E402
+
+__all__ += [
+    "TOY_DATASETS",
+    "ToyData",
+    "foliation",
+    "involutivity_residual",
+    "load_toy",
+    "logprob_brackets",
+    "make_blobs",
+    "make_moons",
+    "parameter_brackets",
+    "parameter_gradient_fields",
+    "parameter_involutivity_residual",
+    "toy",
+]
