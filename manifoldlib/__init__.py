@@ -139,3 +139,44 @@ __all__ += [
     "parameter_involutivity_residual",
     "toy",
 ]
+
+# The data leaf put to work (Part III: path statistics, OOD detection, denoising).
+from . import leaf  # noqa: E402
+from .leaf import (  # noqa: E402
+    LeafProjection,
+    across_leaves_noise,
+    auroc,
+    auroc_interval,
+    best_blur,
+    clopper_pearson_interval,
+    gaussian_blur,
+    leaf_projection,
+    log_trace,
+    max_softmax_score,
+    nearest_neighbours,
+    psnr,
+    rendered_characters,
+    tangent_residual,
+    trace_score,
+    wilson_interval,
+)
+
+__all__ += [
+    "LeafProjection",
+    "across_leaves_noise",
+    "auroc",
+    "auroc_interval",
+    "best_blur",
+    "clopper_pearson_interval",
+    "gaussian_blur",
+    "leaf",
+    "leaf_projection",
+    "log_trace",
+    "max_softmax_score",
+    "nearest_neighbours",
+    "psnr",
+    "rendered_characters",
+    "tangent_residual",
+    "trace_score",
+    "wilson_interval",
+]
