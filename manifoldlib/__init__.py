@@ -180,3 +180,28 @@ __all__ += [
     "trace_score",
     "wilson_interval",
 ]
+# Part III: adversarial directions, Riemannian lengths (book/15, book/16).
+from .adversarial import LeafSplit, fgsm_direction, leaf_split, prediction_change  # noqa: E402
+from .riemannian import (  # noqa: E402
+    euclidean_lengths,
+    fisher_rao_distance,
+    metric_lengths,
+    prediction_path_length,
+)
+
+__all__ += [
+    "LeafSplit",
+    "euclidean_lengths",
+    "fgsm_direction",
+    "fisher_rao_distance",
+    "leaf_split",
+    "metric_lengths",
+    "prediction_change",
+    "prediction_path_length",
+]
+
+# Part III: the interactive explorer (book/17).
+from . import widgets  # noqa: E402
+from .widgets import PathExplorer  # noqa: E402
+
+__all__ += ["PathExplorer", "widgets"]
