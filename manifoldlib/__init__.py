@@ -28,6 +28,7 @@ from .geometry import (
     local_fisher_matrix,
     log_probabilities,
     logprob_jacobian,
+    precision,
     tangent_basis,
     tangent_projection,
     trace_mc,
@@ -80,6 +81,7 @@ __all__ = [
     "logprob_jacobian",
     "mean_trace",
     "plot",
+    "precision",
     "read_idx",
     "reference",
     "tangent_basis",
@@ -87,3 +89,119 @@ __all__ = [
     "trace_mc",
     "train",
 ]
+
+# Part I, "Distributions, brackets and the Frobenius theorem" (book/02): SymPy helpers.
+from . import frobenius  # noqa: E402
+from .frobenius import (  # noqa: E402
+    InvolutivityCheck,
+    apply_field,
+    gauss_reduce,
+    generic_rank,
+    integral_curve,
+    involutivity,
+    lie_bracket,
+)
+
+__all__ += [
+    "InvolutivityCheck",
+    "apply_field",
+    "frobenius",
+    "gauss_reduce",
+    "generic_rank",
+    "integral_curve",
+    "involutivity",
+    "lie_bracket",
+]
+
+# Foliation (Theorem 3.1, Remark of section 3) and toy data ("Why ReLU networks foliate",
+# "Foliations you can see").
+from . import foliation, toy  # noqa: E402
+from .foliation import (  # noqa: E402
+    involutivity_residual,
+    logprob_brackets,
+    parameter_brackets,
+    parameter_gradient_fields,
+    parameter_involutivity_residual,
+)
+from .toy import TOY_DATASETS, ToyData, load_toy, make_blobs, make_moons  # noqa: E402
+
+__all__ += [
+    "TOY_DATASETS",
+    "ToyData",
+    "foliation",
+    "involutivity_residual",
+    "load_toy",
+    "logprob_brackets",
+    "make_blobs",
+    "make_moons",
+    "parameter_brackets",
+    "parameter_gradient_fields",
+    "parameter_involutivity_residual",
+    "toy",
+]
+
+# The data leaf put to work (Part III: path statistics, OOD detection, denoising).
+from . import leaf  # noqa: E402
+from .leaf import (  # noqa: E402
+    LeafProjection,
+    across_leaves_noise,
+    auroc,
+    auroc_interval,
+    best_blur,
+    clopper_pearson_interval,
+    gaussian_blur,
+    leaf_projection,
+    log_trace,
+    max_softmax_score,
+    nearest_neighbours,
+    psnr,
+    rendered_characters,
+    tangent_residual,
+    trace_score,
+    wilson_interval,
+)
+
+__all__ += [
+    "LeafProjection",
+    "across_leaves_noise",
+    "auroc",
+    "auroc_interval",
+    "best_blur",
+    "clopper_pearson_interval",
+    "gaussian_blur",
+    "leaf",
+    "leaf_projection",
+    "log_trace",
+    "max_softmax_score",
+    "nearest_neighbours",
+    "psnr",
+    "rendered_characters",
+    "tangent_residual",
+    "trace_score",
+    "wilson_interval",
+]
+# Part III: adversarial directions, Riemannian lengths (book/15, book/16).
+from .adversarial import LeafSplit, fgsm_direction, leaf_split, prediction_change  # noqa: E402
+from .riemannian import (  # noqa: E402
+    euclidean_lengths,
+    fisher_rao_distance,
+    metric_lengths,
+    prediction_path_length,
+)
+
+__all__ += [
+    "LeafSplit",
+    "euclidean_lengths",
+    "fgsm_direction",
+    "fisher_rao_distance",
+    "leaf_split",
+    "metric_lengths",
+    "prediction_change",
+    "prediction_path_length",
+]
+
+# Part III: the interactive explorer (book/17).
+from . import widgets  # noqa: E402
+from .widgets import PathExplorer  # noqa: E402
+
+__all__ += ["PathExplorer", "widgets"]

@@ -264,6 +264,7 @@ def across_leaves_path(
     check_positive(steps, "steps", integer=True)
     check_positive(record_every, "record_every", integer=True)
     _check_clamp(clamp, start, "start")
+    warn_if_smooth(model, "across_leaves_path")
     if bool((direction.flatten(1).norm(dim=1) == 0).any()):
         raise ValueError("direction must be non-zero for every path")
 

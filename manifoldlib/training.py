@@ -37,6 +37,7 @@ from ._checks import check_positive, eval_mode
 from .data import ImageData, data_home, load_cifar10, load_mnist
 from .geometry import local_data_lowrank, trace_mc
 from .models import build_model
+from .toy import ToyData, load_toy
 
 __all__ = [
     "TrainConfig",
@@ -60,10 +61,12 @@ class TrainConfig:
     Attributes:
         arch: ``"mnist_cnn"``, ``"vgg11"`` or ``"mlp"``.
         arch_kwargs: constructor arguments, as a tuple of ``(name, value)`` pairs.
-        dataset: ``"mnist"`` or ``"cifar10"``.
+        dataset: ``"mnist"``, ``"cifar10"`` or ``"toy"`` (:mod:`manifoldlib.toy`).
         source: data source passed to the loader (``"embedded"``, ``"torchvision"``, a folder,
-            or ``"env"`` for ``$MANIFOLDLIB_CIFAR10``).
-        train_per_class: keep the first k training images of each class (None: all).
+            or ``"env"`` for ``$MANIFOLDLIB_CIFAR10``; for ``"toy"`` the toy data set's name,
+            e.g. ``"moons"``).
+        train_per_class: keep the first k training images of each class (None: all; for toy
+            data, the number of training points per class, default 250).
         epochs: number of epochs.
         batch_size: SGD batch size (the paper: 60).
         lr: learning rate (the paper: 0.01).
@@ -101,8 +104,8 @@ class TrainConfig:
             check_positive(self.trace_every, "trace_every", integer=True)
         if self.trace_method not in ("exact", "mc"):
             raise ValueError(f"trace_method must be 'exact' or 'mc', got {self.trace_method!r}")
-        if self.dataset not in ("mnist", "cifar10"):
-            raise ValueError(f"dataset must be 'mnist' or 'cifar10', got {self.dataset!r}")
+        if self.dataset not in ("mnist", "cifar10", "toy"):
+            raise ValueError(f"dataset must be 'mnist', 'cifar10' or 'toy', got {self.dataset!r}")
 
     def to_dict(self) -> dict:
         """A JSON-able dictionary of the configuration."""
@@ -140,7 +143,7 @@ class TrainResult:
     checkpoints: list[Path] = field(default_factory=list)
 
 
-def load_data(config: TrainConfig) -> ImageData:
+def load_data(config: TrainConfig) -> ImageData | ToyData:
     """Load the data set a configuration names.
 
     Args:
@@ -149,6 +152,9 @@ def load_data(config: TrainConfig) -> ImageData:
     Returns:
         The data (with the training split reduced to ``train_per_class`` if set).
     """
+    if config.dataset == "toy":
+        per_class = config.train_per_class or 250
+        return load_toy(config.source, n_train_per_class=per_class)
     if config.dataset == "mnist":
         data = load_mnist(config.source)
         if config.train_per_class:
@@ -303,7 +309,7 @@ def _load_state(model: nn.Module, state: dict, path: Path) -> None:
 def train(
     config: TrainConfig,
     *,
-    data: ImageData | None = None,
+    data: ImageData | ToyData | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,

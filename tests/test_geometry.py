@@ -125,6 +125,31 @@ def test_lowrank_spectrum_trace_rank_and_products_match_dense(model_x):
     torch.testing.assert_close(low.to_dense(), G)
 
 
+def test_chunked_jacobian_factor_and_gram_match_the_unchunked_reference(model_x, monkeypatch):
+    """The memory-saving chunks (single-input class chunks, factor and Gram column chunks)."""
+    from manifoldlib import geometry
+
+    model, x = model_x
+    G = ref_G(model, x)
+    ref_jac = ref_jacobian(model, x)
+    monkeypatch.setattr(geometry, "JAC_CHUNK", 2)  # C = 4 or 5: several chunks, one partial
+    monkeypatch.setattr(geometry, "GRAM_CHUNK_ELEMENTS", 7 * x.shape[0])  # a few columns each
+    torch.testing.assert_close(
+        ml.logprob_jacobian(model, x[:1]), ref_jac[:1], rtol=1e-10, atol=1e-12
+    )
+    for xs, gs in ((x, G), (x[:1], G[:1])):
+        low = ml.local_data_lowrank(model, xs)
+        torch.testing.assert_close(low.to_dense(), gs)
+        torch.testing.assert_close(low.gram(), low.factor @ low.factor.transpose(1, 2))
+        c = low.factor.shape[1]
+        torch.testing.assert_close(
+            low.eigenvalues(),
+            torch.linalg.eigvalsh(gs).flip(-1)[:, :c].clamp_min(0),
+            rtol=1e-8,
+            atol=1e-14,
+        )
+
+
 def test_rank_tolerance_near_degeneracy(mlp, x_mlp):
     """Scaling the scores up (a 'fully trained' net) drives G to 0 and the rank down."""
     scores = mlp(x_mlp).detach().sort(1, descending=True).values

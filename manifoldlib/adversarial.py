@@ -1,0 +1,144 @@
+"""Adversarial directions seen through the leaf (paper, section 5, "Adversarial Attacks").
+
+The Fast Gradient Sign Method (Goodfellow et al., 2015) perturbs an image by
+``eps * sign(grad_x loss)``. The paper remarks that ``sign(grad_x log p_y)`` does not lie in
+``D_x = (ker G)^perp``: part of an FGSM step moves *across* the leaves, where by eq. (8) the
+prediction does not change to second order. These helpers measure how large that part is
+and what each part of a step does to the prediction.
+
+Introduced in the chapter "Adversarial directions and the leaf" (book/15).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_finite, check_same_shape, check_tensor, eval_mode
+from .geometry import _check_input, _log_softmax_scores, _project, _score_jacobian
+
+__all__ = ["LeafSplit", "fgsm_direction", "leaf_split", "prediction_change"]
+
+
+def _check_labels(y: torch.Tensor, x: torch.Tensor, num_classes: int | None = None) -> None:
+    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"y must be an integer tensor of class labels, got {type(y).__name__}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape (B,) = ({x.shape[0]},), got {tuple(y.shape)}")
+    if num_classes is not None and bool(((y < 0) | (y >= num_classes)).any()):
+        raise ValueError(f"y must hold labels in [0, {num_classes}), got {y.tolist()[:8]}...")
+
+
+def fgsm_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The untargeted FGSM direction ``sign(grad_x loss) = -sign(grad_x log p_y(y|x, w))``.
+
+    Moving along it lowers the log-probability of class ``y`` fastest under an L-infinity
+    budget (the cross-entropy loss is ``-log p_y``).
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        y: ``(B,)`` the classes to attack (the labels, or the model's predictions).
+
+    Returns:
+        ``(B, *input_shape)`` entries in ``{-1, 0, 1}``.
+
+    Introduced in the chapter "Adversarial directions and the leaf".
+    """
+    _check_input(model, x)
+    with eval_mode(model), torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logp = _log_softmax_scores(model, xg)
+        _check_labels(y, x, logp.shape[1])
+        (grad,) = torch.autograd.grad(logp.gather(1, y.view(-1, 1)).sum(), xg)
+    return -grad.sign()
+
+
+class LeafSplit:
+    """A batch of vectors split into their parts along the leaf and across it.
+
+    Attributes:
+        tangent: ``(B, *input_shape)`` the orthogonal projection on ``D_x``.
+        kernel: ``(B, *input_shape)`` the projection on ``ker G(x, w)``.
+
+    Introduced in the chapter "Adversarial directions and the leaf".
+    """
+
+    def __init__(self, tangent: torch.Tensor, kernel: torch.Tensor) -> None:
+        self.tangent = tangent
+        self.kernel = kernel
+
+    def tangent_share(self) -> torch.Tensor:
+        """``(B,)`` share of the squared norm in ``D_x``: ``||P v||^2 / ||v||^2``."""
+        t = self.tangent.flatten(1).pow(2).sum(1)
+        return t / (t + self.kernel.flatten(1).pow(2).sum(1)).clamp_min(1e-300)
+
+    def kernel_share(self) -> torch.Tensor:
+        """``(B,)`` share of the squared norm in ``ker G``."""
+        return 1 - self.tangent_share()
+
+    def angle_degrees(self) -> torch.Tensor:
+        """``(B,)`` angle between each vector and ``D_x``, in degrees (0: inside D_x)."""
+        return torch.rad2deg(torch.arccos(self.tangent_share().clamp(0, 1).sqrt()))
+
+
+def leaf_split(
+    model: nn.Module, x: torch.Tensor, *vectors: torch.Tensor, rtol: float | None = None
+) -> list[LeafSplit]:
+    """Split one or more batches of vectors into ``D_x`` and ``ker G`` parts (one Jacobian).
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: base points ``(B, *input_shape)``.
+        *vectors: batches ``(B, *input_shape)`` to split, all at the same points.
+        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
+
+    Returns:
+        One :class:`LeafSplit` per batch of vectors.
+
+    Introduced in the chapter "Adversarial directions and the leaf".
+    """
+    _check_input(model, x)
+    if not vectors:
+        raise ValueError("leaf_split needs at least one batch of vectors")
+    for k, v in enumerate(vectors):
+        check_tensor(v, f"vectors[{k}]", min_dim=2)
+        check_same_shape(x, v, "x", f"vectors[{k}]")
+        check_finite(v, f"vectors[{k}]")
+    with eval_mode(model):
+        jac, _ = _score_jacobian(model, x)
+    out = []
+    for v in vectors:
+        t = _project(jac, v, rtol)
+        out.append(LeafSplit(t, v - t))
+    return out
+
+
+def prediction_change(
+    model: nn.Module, x: torch.Tensor, delta: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much a step changes the prediction: ``KL(p(.|x + delta) || p(.|x))`` and flips.
+
+    Eq. (8) predicts ``KL = 1/2 delta^T G(x, w) delta + O(|delta|^3)`` (the paper prints it
+    without the 1/2; the factor is that of every second-order expansion of KL).
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        delta: steps ``(B, *input_shape)``.
+
+    Returns:
+        ``kl`` ``(B,)`` (float64) and ``flipped`` ``(B,)`` bool: the predicted class changed.
+
+    Introduced in the chapter "Adversarial directions and the leaf".
+    """
+    _check_input(model, x)
+    check_tensor(delta, "delta", min_dim=2)
+    check_same_shape(x, delta, "x", "delta")
+    check_finite(delta, "delta")
+    with torch.no_grad(), eval_mode(model):
+        lp = _log_softmax_scores(model, x).double()
+        lq = _log_softmax_scores(model, x + delta).double()
+    kl = F.kl_div(lp, lq, log_target=True, reduction="none").sum(1).clamp_min(0)
+    return kl, lq.argmax(1) != lp.argmax(1)

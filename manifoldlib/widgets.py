@@ -1,0 +1,466 @@
+"""An interactive explorer of horizontal paths and paths across leaves (ipywidgets).
+
+:class:`PathExplorer` lets a reader choose a source and a target test image (by index or by
+class), computes a horizontal path (Algorithm 1) or a path across the leaves (section 4.2)
+and scrubs through it with a slider: the image at each step, the predicted class and the
+bar chart of the probabilities.
+
+Designed to survive a static page. Every frame is rendered once, in Python, into its own
+small widget (a PNG ``Image`` and an ``HTML`` caption with the bars), all frames sit in a
+``Stack``, and the slider drives the stack through ``jslink``, a link that runs in the
+browser. So the page rendered from the saved widget state (Jupyter Book, nbviewer) still
+scrubs through the frames and switches between the two modes; only "compute" needs a
+kernel. Frames are few and small (a 28 x 28 digit is about 1 KB as PNG) to keep the saved
+state light.
+
+Introduced in the chapter "An interactive explorer" (book/17).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from torch import nn
+
+from ._checks import check_model, check_positive, check_tensor
+from .paths import PathResult, across_leaves_path, horizontal_path
+
+__all__ = ["MODES", "PathExplorer", "image_png", "probability_bars_html"]
+
+#: The explorer's two modes, in the order of its toggle buttons.
+MODES = ("horizontal", "across leaves")
+
+ToPixels = Callable[[torch.Tensor], torch.Tensor]
+
+
+def image_png(x: torch.Tensor, to_pixels: ToPixels | None = None, scale: int = 4) -> bytes:
+    """One image as PNG bytes, upscaled by an integer factor (nearest neighbour).
+
+    Args:
+        x: ``(C, H, W)`` a model input (C = 1 or 3).
+        to_pixels: map to pixel values in [0, 1] (e.g. ``data.to_pixels``); default: min-max.
+        scale: integer upscaling factor.
+
+    Returns:
+        The PNG file's bytes.
+
+    Introduced in the chapter "An interactive explorer".
+    """
+    from PIL import Image
+
+    check_tensor(x, "x", min_dim=3)
+    check_positive(scale, "scale", integer=True)
+    x = x.detach().cpu().float()
+    x = to_pixels(x) if to_pixels is not None else (x - x.min()) / (x.max() - x.min() + 1e-12)
+    a = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    arr = a[0].numpy() if a.shape[0] == 1 else a.permute(1, 2, 0).numpy()
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="png", optimize=True)
+    return buf.getvalue()
+
+
+def probability_bars_html(
+    probabilities: Sequence[float], classes: Sequence[str], *, width: int = 110
+) -> str:
+    """A bar chart of class probabilities in plain HTML (no JavaScript, no images).
+
+    Args:
+        probabilities: ``C`` probabilities.
+        classes: ``C`` class names.
+        width: pixels of a bar at probability 1.
+
+    Returns:
+        HTML text; the most probable class is drawn in orange, the others in blue.
+
+    Introduced in the chapter "An interactive explorer".
+    """
+    probs = [float(p) for p in probabilities]
+    if len(probs) != len(classes):
+        raise ValueError(f"probabilities has {len(probs)} entries but classes has {len(classes)}")
+    top = int(np.argmax(probs))
+    rows = []
+    for i, (p, name) in enumerate(zip(probs, classes, strict=True)):
+        color = "#e67e22" if i == top else "#3b75af"
+        rows.append(
+            '<div style="display:flex;align-items:center;height:12px;font:10px monospace">'
+            f'<span style="width:5.5em;overflow:hidden">{html.escape(str(name))}</span>'
+            f'<span style="background:{color};width:{max(1, round(p * width))}px;'
+            f'height:9px;display:inline-block"></span>'
+            f"<span>&nbsp;{p:.2f}</span></div>"
+        )
+    return "".join(rows)
+
+
+def _frame_records(n_records: int, frames: int) -> list[int]:
+    return sorted({round(i) for i in np.linspace(0, n_records - 1, min(frames, n_records))})
+
+
+class _ModeView:
+    """The widgets of one mode: play, slider, a stack of pre-rendered frames, side images."""
+
+    def __init__(self, frames: int, side_labels: Sequence[str]) -> None:
+        self.play = widgets.Play(value=0, min=0, max=0, step=1, interval=400)
+        self.slider = widgets.IntSlider(
+            value=0, min=0, max=0, description="frame", continuous_update=True
+        )
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        widgets.jslink((self.play, "max"), (self.slider, "max"))
+        self.images = [widgets.Image(format="png") for _ in range(frames)]
+        self.captions = [widgets.HTML() for _ in range(frames)]
+        self.stack = widgets.Stack(
+            [widgets.VBox([im, cap]) for im, cap in zip(self.images, self.captions, strict=True)],
+            selected_index=0,
+        )
+        # In the browser (live or static page) the slider drives the stack directly ...
+        widgets.jslink((self.slider, "value"), (self.stack, "selected_index"))
+        # ... and in Python too, so that a kernel (or a test) sees the same state.
+        self.slider.observe(self._on_slider, names="value")
+        self.side = [widgets.Image(format="png") for _ in side_labels]
+        side = widgets.VBox(
+            [
+                widgets.VBox([widgets.HTML(f"<small>{html.escape(lab)}</small>"), im])
+                for lab, im in zip(side_labels, self.side, strict=True)
+            ]
+        )
+        self.box = widgets.VBox(
+            [widgets.HBox([self.play, self.slider]), widgets.HBox([self.stack, side])]
+        )
+        self.result: PathResult | None = None
+        self.records: list[int] = []
+
+    def _on_slider(self, change: dict) -> None:
+        self.stack.selected_index = int(change["new"])
+
+
+class PathExplorer(widgets.VBox):
+    """Scrub through horizontal paths and paths across leaves, live or on a static page.
+
+    Display it as the last expression of a cell. "compute" runs the path for the chosen
+    images with the model (results are kept in a small in-memory cache); :meth:`load` shows a
+    path computed elsewhere; ``frame`` (or the slider) selects the step shown.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        images: ``(N, *input_shape)`` the images to choose from (e.g. ``data.test_x``).
+        labels: ``(N,)`` their labels, for choosing by class (optional).
+        to_pixels: map from model inputs to pixels in [0, 1] (e.g. ``data.to_pixels``).
+        clamp: ``(low, high)`` pixel range for the paths (e.g. ``data.pixel_range``).
+        classes: class names (default: ``"0"``, ``"1"``, ...).
+        frames: frames per path (evenly spaced records; the PNGs live in the saved state).
+        steps: default number of steps (most steps for a horizontal path).
+        step_size: Euclidean length of a step.
+        threshold: a horizontal path stops within this distance of its target.
+        scale: upscaling factor of the displayed images.
+        cache_size: paths kept in the in-memory cache.
+
+    Introduced in the chapter "An interactive explorer".
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        *,
+        to_pixels: ToPixels | None = None,
+        clamp: tuple | None = None,
+        classes: Sequence[str] | None = None,
+        frames: int = 12,
+        steps: int = 300,
+        step_size: float = 0.1,
+        threshold: float = 1.0,
+        scale: int = 4,
+        cache_size: int = 8,
+    ) -> None:
+        check_model(model)
+        check_tensor(images, "images", min_dim=2)
+        for value, name in ((frames, "frames"), (steps, "steps"), (scale, "scale")):
+            check_positive(value, name, integer=True)
+        check_positive(cache_size, "cache_size", integer=True)
+        check_positive(step_size, "step_size")
+        check_positive(threshold, "threshold")
+        if frames < 2:
+            raise ValueError(f"frames must be at least 2, got {frames}")
+        if labels is not None and (
+            not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],)
+        ):
+            raise ValueError(f"labels must be a tensor of shape ({images.shape[0]},)")
+        self.model = model
+        self.images = images
+        self.labels = labels
+        self.to_pixels = to_pixels
+        self.clamp = clamp
+        self.frames = frames
+        self.step_size = float(step_size)
+        self.threshold = float(threshold)
+        self.scale = scale
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, PathResult] = OrderedDict()
+        with torch.no_grad():
+            num_classes = int(model(images[:1]).shape[1])
+        self.classes = (
+            tuple(str(c) for c in classes)
+            if classes is not None
+            else tuple(str(i) for i in range(num_classes))
+        )
+        if len(self.classes) != num_classes:
+            raise ValueError(
+                f"classes has {len(self.classes)} names but the model has {num_classes}"
+            )
+
+        n = images.shape[0]
+        self.mode = widgets.ToggleButtons(options=list(MODES), value=MODES[0])
+        by_class = [("by index", -1)] + [(c, i) for i, c in enumerate(self.classes)]
+        self.source_class = widgets.Dropdown(options=by_class, value=-1, description="source")
+        self.source_index = widgets.BoundedIntText(value=0, min=0, max=n - 1, description="index")
+        self.target_class = widgets.Dropdown(options=by_class, value=-1, description="target")
+        self.target_index = widgets.BoundedIntText(
+            value=min(1, n - 1), min=0, max=n - 1, description="index"
+        )
+        self.seed = widgets.IntText(value=0, description="seed")
+        self.steps = widgets.BoundedIntText(value=steps, min=1, max=100_000, description="steps")
+        self.compute_button = widgets.Button(description="compute", button_style="primary")
+        self.status = widgets.HTML()
+        if labels is not None:
+            self.source_class.observe(self._class_to_index(self.source_index), names="value")
+            self.target_class.observe(self._class_to_index(self.target_index), names="value")
+        else:
+            self.source_class.disabled = self.target_class.disabled = True
+        self.compute_button.on_click(lambda _: self.compute())
+
+        self.views = {
+            MODES[0]: _ModeView(frames, ["source", "target"]),
+            MODES[1]: _ModeView(frames, ["start"]),
+        }
+        self.view_stack = widgets.Stack([v.box for v in self.views.values()], selected_index=0)
+        # The mode buttons switch the view in the browser too (static pages included).
+        widgets.jslink((self.mode, "index"), (self.view_stack, "selected_index"))
+        self.mode.observe(self._on_mode, names="index")
+        controls = widgets.VBox(
+            [
+                self.mode,
+                widgets.HBox([self.source_class, self.source_index]),
+                widgets.HBox([self.target_class, self.target_index]),
+                widgets.HBox([self.seed, self.steps, self.compute_button]),
+            ]
+        )
+        super().__init__([controls, self.status, self.view_stack])
+
+    @classmethod
+    def from_data(cls, model: nn.Module, data: object, **kwargs: object) -> PathExplorer:
+        """An explorer over the test images of an :class:`~manifoldlib.data.ImageData`.
+
+        Args:
+            model: classifier returning scores ``(B, C)``.
+            data: the data set (its ``test_x``, ``test_y``, ``to_pixels``, ``pixel_range``,
+                ``classes`` are used).
+            **kwargs: passed to :class:`PathExplorer`.
+
+        Returns:
+            The explorer.
+        """
+        kwargs.setdefault("to_pixels", data.to_pixels)
+        kwargs.setdefault("clamp", data.pixel_range)
+        kwargs.setdefault("classes", data.classes)
+        return cls(model, data.test_x, data.test_y, **kwargs)
+
+    def __repr__(self) -> str:
+        # The text/plain of a displayed widget is compared by nbval: keep it short and stable.
+        return (
+            f"PathExplorer(images={self.images.shape[0]}, frames={self.frames}, "
+            f"mode={self.mode.value!r})"
+        )
+
+    # --- choosing images ----------------------------------------------------------------
+
+    def _class_to_index(self, box: widgets.BoundedIntText) -> Callable[[dict], None]:
+        def handler(change: dict) -> None:
+            c = int(change["new"])
+            if c >= 0:
+                hits = (self.labels == c).nonzero().flatten()
+                if hits.numel():
+                    box.value = int(hits[0])
+
+        return handler
+
+    def _on_mode(self, change: dict) -> None:
+        self.view_stack.selected_index = int(change["new"])
+
+    # --- computing and showing paths ----------------------------------------------------
+
+    def compute(self, mode: str | None = None) -> PathResult:
+        """Compute (or fetch from the cache) the path chosen by the controls and show it.
+
+        Args:
+            mode: ``"horizontal"`` or ``"across leaves"``; default: the selected mode.
+
+        Returns:
+            The :class:`~manifoldlib.paths.PathResult` (one path).
+        """
+        mode = self.mode.value if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        steps = int(self.steps.value)
+        src = int(self.source_index.value)
+        other = int(self.target_index.value) if mode == MODES[0] else int(self.seed.value)
+        key = (mode, src, other, steps, self.step_size, self.threshold)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            result = self._cache[key]
+            cached = True
+        else:
+            self.status.value = f"computing a {mode} path of up to {steps} steps ..."
+            result = self._run(mode, src, other, steps)
+            self._cache[key] = result
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            cached = False
+        side = [self.images[src]]
+        if mode == MODES[0]:
+            side.append(self.images[other])
+        self.load(result, mode=mode, side_images=side)
+        what = f"target {other}" if mode == MODES[0] else f"seed {other}"
+        self.status.value = (
+            f"{mode} path from image {src} ({what}): {int(result.steps_taken[0])} steps, "
+            f"stopped: {result.stop_reasons[0]}{' (from the cache)' if cached else ''}"
+        )
+        return result
+
+    def _run(self, mode: str, src: int, other: int, steps: int) -> PathResult:
+        x = self.images[src : src + 1]
+        every = max(1, steps // (4 * self.frames))
+        if mode == MODES[0]:
+            return horizontal_path(
+                self.model,
+                x,
+                self.images[other : other + 1],
+                step_size=self.step_size,
+                max_steps=steps,
+                threshold=self.threshold,
+                clamp=self.clamp,
+                record_every=every,
+                progress=False,
+            )
+        g = torch.Generator().manual_seed(other)
+        direction = torch.randn(x.shape, generator=g).to(x.dtype)
+        return across_leaves_path(
+            self.model,
+            x,
+            direction,
+            step_size=self.step_size,
+            steps=steps,
+            clamp=self.clamp,
+            record_every=every,
+            progress=False,
+        )
+
+    def load(
+        self,
+        result: PathResult,
+        index: int = 0,
+        *,
+        mode: str = MODES[0],
+        side_images: Sequence[torch.Tensor] = (),
+    ) -> None:
+        """Show one path of a :class:`~manifoldlib.paths.PathResult` (computed anywhere).
+
+        Args:
+            result: the paths.
+            index: which path of the batch.
+            mode: the view to fill, ``"horizontal"`` or ``"across leaves"``.
+            side_images: images ``(*input_shape)`` shown beside the frames (source and
+                target, or the start).
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not isinstance(result, PathResult):
+            raise TypeError(f"result must be a PathResult, got {type(result).__name__}")
+        if not 0 <= index < result.points.shape[1]:
+            raise ValueError(f"index must be in [0, {result.points.shape[1]}), got {index}")
+        view = self.views[mode]
+        single = _select(result, index)
+        records = _frame_records(single.points.shape[0], self.frames)
+        what = "distance to target" if mode == MODES[0] else "distance from start"
+        for k, (im, cap) in enumerate(zip(view.images, view.captions, strict=True)):
+            if k >= len(records):
+                im.value, cap.value = b"", ""
+                continue
+            r = records[k]
+            probs = single.class_probabilities[r, 0]
+            c = int(single.predictions[r, 0])
+            im.value = image_png(single.points[r, 0], self.to_pixels, self.scale)
+            cap.value = (
+                f'<div style="font:11px sans-serif">step {int(single.steps[r])}: predicted '
+                f"<b>{html.escape(self.classes[c])}</b> (p = {float(probs[c]):.2f}), "
+                f"{what} {float(single.distances[r, 0]):.1f}</div>"
+                + probability_bars_html(probs.tolist(), self.classes)
+            )
+        for im, x in zip(view.side, side_images, strict=False):
+            im.value = image_png(x, self.to_pixels, self.scale)
+        view.result, view.records = single, records
+        view.slider.value = 0
+        view.play.max = view.slider.max = len(records) - 1
+        view.stack.selected_index = 0
+        self.mode.value = mode
+
+    # --- reading the displayed state (tests, printed facts) -----------------------------
+
+    @property
+    def frame(self) -> int:
+        """The frame shown in the selected mode (the slider's value)."""
+        return int(self.views[self.mode.value].slider.value)
+
+    @frame.setter
+    def frame(self, value: int) -> None:
+        view = self.views[self.mode.value]
+        if not 0 <= value <= view.slider.max:
+            raise ValueError(f"frame must be in [0, {view.slider.max}], got {value}")
+        view.slider.value = value
+
+    def num_frames(self, mode: str | None = None) -> int:
+        """Frames filled in a mode (0 before a path is computed or loaded)."""
+        return len(self.views[self.mode.value if mode is None else mode].records)
+
+    def displayed(self) -> dict[str, object]:
+        """What the selected frame shows: step, predicted class, probabilities, caption.
+
+        Returns:
+            A dict with ``record`` (index into the path's records), ``step``,
+            ``prediction``, ``probabilities`` (list of C floats) and ``caption`` (the HTML).
+        """
+        view = self.views[self.mode.value]
+        if view.result is None:
+            raise ValueError("no path yet: call compute() or load() first")
+        k = int(view.stack.selected_index)
+        r = view.records[k]
+        return {
+            "record": r,
+            "step": int(view.result.steps[r]),
+            "prediction": int(view.result.predictions[r, 0]),
+            "probabilities": view.result.class_probabilities[r, 0].tolist(),
+            "caption": view.captions[k].value,
+        }
+
+
+def _select(result: PathResult, index: int) -> PathResult:
+    """One path of a batch, as a PathResult with B = 1."""
+    sl = slice(index, index + 1)
+    return PathResult(
+        points=result.points[:, sl],
+        steps=result.steps,
+        class_probabilities=result.class_probabilities[:, sl],
+        probabilities=result.probabilities[:, sl],
+        predictions=result.predictions[:, sl],
+        distances=result.distances[:, sl],
+        steps_taken=result.steps_taken[sl],
+        reached=result.reached[sl],
+        stop_reasons=result.stop_reasons[index : index + 1],
+    )

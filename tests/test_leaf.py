@@ -1,0 +1,291 @@
+"""manifoldlib.leaf against slow, obvious references (pair counts, dense sums, float64)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import manifoldlib as ml
+from manifoldlib import leaf
+
+# ------------------------------------------------------------------ statistics
+
+
+def brute_auroc(s_in, s_out):
+    """Count the n * m pairs one by one."""
+    total = 0.0
+    for a in s_in:
+        for b in s_out:
+            total += 1.0 if b > a else 0.5 if b == a else 0.0
+    return total / (len(s_in) * len(s_out))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_matches_pair_count_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    s_in = rng.integers(0, 6, size=rng.integers(1, 30)).astype(float)  # many ties
+    s_out = rng.integers(2, 9, size=rng.integers(1, 30)).astype(float)
+    assert leaf.auroc(s_in, s_out) == pytest.approx(brute_auroc(s_in, s_out), abs=1e-12)
+
+
+def test_auroc_extremes_and_inputs():
+    assert leaf.auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
+    assert leaf.auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
+    assert leaf.auroc(torch.ones(4), torch.ones(3)) == 0.5
+    with pytest.raises(ValueError, match="scores_in"):
+        leaf.auroc([], [1.0])
+    with pytest.raises(ValueError, match="scores_out"):
+        leaf.auroc([1.0], [float("nan")])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        leaf.auroc(np.ones((2, 2)), [1.0])
+
+
+def brute_delong(s_in, s_out):
+    """DeLong's variance from the pair-by-pair kernel psi(in, out)."""
+    psi = np.array([[1.0 if b > a else 0.5 if b == a else 0.0 for b in s_out] for a in s_in])
+    v_in, v_out = psi.mean(1), psi.mean(0)
+    var = v_out.var(ddof=1) / len(s_out) + v_in.var(ddof=1) / len(s_in)
+    return psi.mean(), var
+
+
+def test_auroc_interval_matches_delong_reference():
+    rng = np.random.default_rng(7)
+    s_in, s_out = rng.normal(size=40).round(1), rng.normal(0.8, size=25).round(1)
+    area, lo, hi = leaf.auroc_interval(s_in, s_out, confidence=0.9)
+    ref_area, ref_var = brute_delong(s_in, s_out)
+    z = 1.6448536269514722
+    assert area == pytest.approx(ref_area, abs=1e-12)
+    assert lo == pytest.approx(max(0.0, ref_area - z * math.sqrt(ref_var)), abs=1e-12)
+    assert hi == pytest.approx(min(1.0, ref_area + z * math.sqrt(ref_var)), abs=1e-12)
+    with pytest.raises(ValueError, match="at least 2"):
+        leaf.auroc_interval([1.0], [1.0, 2.0])
+
+
+def binom_tail_ge(k, n, p):
+    return sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
+
+
+def bisect(f, lo=0.0, hi=1.0, iters=200):
+    """Root of an increasing function f on [lo, hi] by bisection."""
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        if f(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 20), (3, 20), (10, 20), (20, 20), (1, 200)])
+def test_clopper_pearson_matches_binomial_tails(k, n):
+    lo, hi = leaf.clopper_pearson_interval(k, n, confidence=0.95)
+    # Lower bound: P(X >= k; p) = 0.025; upper: P(X <= k; p) = 0.025.
+    ref_lo = 0.0 if k == 0 else bisect(lambda p: binom_tail_ge(k, n, p) - 0.025)
+    ref_hi = 1.0 if k == n else bisect(lambda p: 0.025 - (1 - binom_tail_ge(k + 1, n, p)))
+    assert lo == pytest.approx(ref_lo, abs=1e-9)
+    assert hi == pytest.approx(ref_hi, abs=1e-9)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 200), (7, 50), (50, 50), (13, 37)])
+def test_wilson_matches_inverted_score_test(k, n):
+    """The Wilson bounds are the p where |p_hat - p| = z sqrt(p (1 - p) / n)."""
+    lo, hi = leaf.wilson_interval(k, n)
+    z, ph = 1.959963984540054, k / n
+    for p in (lo, hi):
+        if 0 < p < 1:
+            assert abs(ph - p) == pytest.approx(z * math.sqrt(p * (1 - p) / n), abs=1e-12)
+    assert lo <= ph <= hi
+    assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n)
+
+
+def test_intervals_reject_bad_counts():
+    for f in (leaf.wilson_interval, leaf.clopper_pearson_interval):
+        with pytest.raises(ValueError, match="trials"):
+            f(0, 0)
+        with pytest.raises(ValueError, match="successes"):
+            f(5, 4)
+        with pytest.raises(TypeError, match="successes"):
+            f(1.5, 4)
+        with pytest.raises(ValueError, match="confidence"):
+            f(1, 4, confidence=1.0)
+
+
+# ------------------------------------------------------------------ images
+
+
+def slow_blur(img, sigma):
+    """Direct 2-D sum over a truncated, renormalised Gaussian, zero outside the image."""
+    r = max(1, math.ceil(3 * sigma))
+    t = np.arange(-r, r + 1)
+    k1 = np.exp(-0.5 * (t / sigma) ** 2)
+    k1 /= k1.sum()
+    k2 = np.outer(k1, k1)
+    h, w = img.shape
+    out = np.zeros_like(img)
+    for i in range(h):
+        for j in range(w):
+            for a in range(-r, r + 1):
+                for b in range(-r, r + 1):
+                    if 0 <= i + a < h and 0 <= j + b < w:
+                        out[i, j] += k2[a + r, b + r] * img[i + a, j + b]
+    return out
+
+
+def test_gaussian_blur_matches_direct_sum():
+    img = torch.rand(2, 3, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ours = leaf.gaussian_blur(img, 0.8)
+    for b in range(2):
+        for c in range(3):
+            ref = slow_blur(img[b, c].numpy(), 0.8)
+            np.testing.assert_allclose(ours[b, c].numpy(), ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(leaf.gaussian_blur(img, 0.0), img)
+    with pytest.raises(ValueError, match="sigma"):
+        leaf.gaussian_blur(img, -1.0)
+    with pytest.raises(ValueError, match="images"):
+        leaf.gaussian_blur(img[0], 1.0)
+
+
+def test_psnr_and_best_blur():
+    clean = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    noisy = clean + 0.1
+    torch.testing.assert_close(leaf.psnr(noisy, clean), torch.full((2,), 20.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="estimate"):
+        leaf.psnr(noisy[:1], clean)
+    # best_blur is the argmax of the mean PSNR over the candidates; blurring noise helps.
+    g = torch.Generator().manual_seed(1)
+    img = leaf.gaussian_blur(torch.rand(4, 1, 16, 16, dtype=torch.float64, generator=g), 2.0)
+    noisy = img + 0.2 * torch.randn(img.shape, generator=g, dtype=torch.float64)
+    sigmas = [0.0, 0.5, 1.0, 2.0]
+    means = [float(leaf.psnr(leaf.gaussian_blur(noisy, s).clamp(0, 1), img).mean()) for s in sigmas]
+    assert leaf.best_blur(noisy, img, sigmas) == sigmas[int(np.argmax(means))] > 0
+
+
+# ------------------------------------------------------------------ the leaf
+
+
+def test_nearest_neighbours_matches_brute_force():
+    g = torch.Generator().manual_seed(2)
+    bank = torch.randn(30, 1, 3, 3, generator=g)
+    query = torch.cat([bank[:3], torch.randn(5, 1, 3, 3, generator=g)])
+    d = torch.cdist(query.flatten(1).double(), bank.flatten(1).double())
+    idx, dist = leaf.nearest_neighbours(query, bank, chunk=3)
+    torch.testing.assert_close(idx, d.argmin(1))
+    torch.testing.assert_close(dist.double(), d.min(1).values, rtol=1e-5, atol=1e-5)
+    idx2, _ = leaf.nearest_neighbours(query, bank, exclude_self=True)
+    d[torch.arange(3), torch.arange(3)] = torch.inf
+    torch.testing.assert_close(idx2, d.argmin(1))
+    with pytest.raises(ValueError, match="same shape"):
+        leaf.nearest_neighbours(query, bank.flatten(1))
+
+
+def dense_kernel_residual(model, a, x):
+    """||(I - V^T V)(x - a)|| with V an orthonormal basis of the rows of the Jacobian (SVD)."""
+    out = []
+    for ai, xi in zip(a, x, strict=True):
+        jac = torch.autograd.functional.jacobian(
+            lambda z: F.log_softmax(model(z.unsqueeze(0)), 1)[0], ai
+        ).flatten(1)
+        _, s, vh = torch.linalg.svd(jac, full_matrices=False)
+        v = vh[: int((s > s[0] * 1e-10).sum())]
+        delta = (xi - ai).flatten()
+        out.append((delta - v.T @ (v @ delta)).norm())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_tangent_residual_matches_dense_projector(name, request):
+    model = request.getfixturevalue(name)
+    x = request.getfixturevalue(f"x_{name}")
+    a = x.flip(0) * 0.7
+    ours = leaf.tangent_residual(model, a, x, chunk=2)
+    torch.testing.assert_close(ours, dense_kernel_residual(model, a, x), rtol=1e-9, atol=1e-10)
+
+
+def dense_trace(model, x):
+    out = []
+    for xi in x:
+        jac = torch.autograd.functional.jacobian(
+            lambda z: F.log_softmax(model(z.unsqueeze(0)), 1)[0], xi
+        ).flatten(1)
+        p = F.softmax(model(xi.unsqueeze(0)), 1)[0].detach()
+        out.append((p * jac.pow(2).sum(1)).sum())  # eq. (11)
+    return torch.stack(out)
+
+
+def test_log_trace_and_trace_score(mlp, x_mlp):
+    ref = dense_trace(mlp, x_mlp).log()
+    torch.testing.assert_close(leaf.log_trace(mlp, x_mlp, chunk=3), ref, rtol=1e-10, atol=1e-10)
+    reference = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    q1, m, q3 = 1.0, 2.0, 3.0
+    expected = (ref - m).abs() / ((q3 - q1) / 1.349)
+    torch.testing.assert_close(leaf.trace_score(mlp, x_mlp, reference), expected)
+    with pytest.raises(ValueError, match="reference"):
+        leaf.trace_score(mlp, x_mlp, reference[:2])
+
+
+def test_max_softmax_score(mlp, x_mlp):
+    expected = -F.softmax(mlp(x_mlp), 1).max(1).values.detach()
+    torch.testing.assert_close(leaf.max_softmax_score(mlp, x_mlp, chunk=2), expected)
+
+
+class Linear(nn.Module):
+    """A linear classifier: its leaves are the parallel affine planes a + row space."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.fc = nn.Linear(6, 4).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_leaf_projection_reaches_the_plane_projection_for_a_linear_model():
+    model = Linear().eval()
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(3, 6, dtype=torch.float64, generator=g)
+    x = torch.randn(3, 6, dtype=torch.float64, generator=g)
+    w = model.fc.weight.detach()
+    h = w - w.mean(0, keepdim=True)  # rows grad s_i - mean: they span D (constant here)
+    v = torch.linalg.svd(h, full_matrices=False)[2][:3]
+    expected = a + (x - a) @ v.T @ v
+    proj = leaf.leaf_projection(model, a, x, step_size=0.5, max_steps=200)
+    torch.testing.assert_close(proj.points, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(proj.residual, (x - expected).norm(dim=1), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(proj.initial, (x - a).norm(dim=1))
+    assert (proj.relative_residual <= 1).all()
+    # The first-order distance is exact for a linear model.
+    torch.testing.assert_close(
+        leaf.tangent_residual(model, a, x), proj.residual, rtol=1e-6, atol=1e-6
+    )
+
+
+def test_across_leaves_noise_keeps_a_linear_models_prediction():
+    model = Linear().eval()
+    x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    noisy = leaf.across_leaves_noise(model, x, 3.0, steps=3, generator=torch.Generator())
+    moved = (noisy - x).norm(dim=1)
+    torch.testing.assert_close(moved, torch.full_like(moved, 3.0))  # a straight path in ker G
+    torch.testing.assert_close(F.softmax(model(noisy), 1), F.softmax(model(x), 1))
+    with pytest.raises(ValueError, match="distance"):
+        leaf.across_leaves_noise(model, x, -1.0)
+
+
+def test_rendered_characters_are_deterministic_images():
+    a = leaf.rendered_characters(6, seed=3)
+    assert a.shape == (6, 1, 28, 28) and a.dtype == torch.float32
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+    assert (a.flatten(1).sum(1) > 10).all()  # every image holds a visible glyph
+    torch.testing.assert_close(a, leaf.rendered_characters(6, seed=3))
+    with pytest.raises(ValueError, match="count"):
+        leaf.rendered_characters(0)
+
+
+def test_public_names_are_exported():
+    for name in ("auroc", "wilson_interval", "leaf_projection", "psnr"):
+        assert getattr(ml, name) is getattr(leaf, name)

@@ -1,0 +1,98 @@
+"""The explorer, driven headlessly: the slider selects frames consistent with the path."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from conftest import TinyCNN
+
+import manifoldlib as ml
+from manifoldlib.widgets import MODES, image_png, probability_bars_html
+
+
+@pytest.fixture
+def explorer():
+    torch.manual_seed(1)
+    model = TinyCNN(num_classes=5).eval()
+    g = torch.Generator().manual_seed(4)
+    images = torch.randn(6, 1, 8, 8, generator=g)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    return ml.PathExplorer(model, images, labels, frames=5, steps=40, step_size=0.2, threshold=0.5)
+
+
+def _caption_numbers(caption):
+    step = int(re.search(r"step (\d+)", caption).group(1))
+    pred = re.search(r"<b>([^<]+)</b>", caption).group(1)
+    bars = [float(v) for v in re.findall(r"&nbsp;([0-9.]+)</span>", caption)]
+    return step, pred, bars
+
+
+def test_slider_scrubs_through_the_horizontal_path(explorer):
+    explorer.source_index.value, explorer.target_index.value = 0, 3
+    result = explorer.compute()
+    assert explorer.num_frames() == 5 and explorer.frame == 0
+    seen = []
+    for k in range(explorer.num_frames()):
+        explorer.frame = k  # as if the slider moved
+        view = explorer.views[MODES[0]]
+        assert view.stack.selected_index == k
+        shown = explorer.displayed()
+        r = shown["record"]
+        torch.testing.assert_close(
+            torch.tensor(shown["probabilities"]), result.class_probabilities[r, 0]
+        )
+        assert shown["prediction"] == int(result.predictions[r, 0])
+        step, pred, bars = _caption_numbers(shown["caption"])
+        assert step == int(result.steps[r]) and pred == str(shown["prediction"])
+        assert bars == pytest.approx(shown["probabilities"], abs=0.006)
+        assert bytes(view.images[k].value).startswith(b"\x89PNG")
+        seen.append(r)
+    assert seen[0] == 0 and seen[-1] == result.points.shape[0] - 1  # first and last records
+    assert seen == sorted(seen)
+    # the distance to the target decreases along the frames shown
+    dists = result.distances[seen, 0]
+    assert bool((dists[1:] <= dists[:-1] + 1e-6).all())
+    with pytest.raises(ValueError, match="frame"):
+        explorer.frame = 5
+
+
+def test_across_leaves_mode_and_cache(explorer):
+    explorer.mode.value = MODES[1]
+    assert explorer.view_stack.selected_index == 1
+    explorer.source_class.value = 4  # choose by class: the first image labelled 4
+    assert explorer.source_index.value == 4
+    explorer.seed.value = 7
+    first = explorer.compute()
+    again = explorer.compute()
+    assert again is first and "cache" in explorer.status.value
+    explorer.frame = explorer.num_frames() - 1
+    shown = explorer.displayed()
+    assert shown["step"] == 40 and "distance from start" in shown["caption"]
+    # a path across leaves barely changes the prediction (eq. 8)
+    assert shown["prediction"] == int(first.predictions[0, 0])
+    explorer.seed.value = 8
+    assert explorer.compute() is not first
+
+
+def test_load_a_precomputed_path_and_repr(explorer):
+    x = explorer.images
+    result = ml.horizontal_path(explorer.model, x[:2], x[2:4], max_steps=10, progress=False)
+    explorer.load(result, 1, side_images=[x[1], x[3]])
+    assert explorer.num_frames() == 5
+    assert explorer.displayed()["prediction"] == int(result.predictions[0, 1])
+    assert repr(explorer) == "PathExplorer(images=6, frames=5, mode='horizontal')"
+    with pytest.raises(ValueError, match="index"):
+        explorer.load(result, 2)
+    with pytest.raises(ValueError, match="mode"):
+        explorer.compute("sideways")
+
+
+def test_helpers():
+    png = image_png(torch.rand(1, 8, 8), scale=3)
+    assert png.startswith(b"\x89PNG")
+    bars = probability_bars_html([0.1, 0.9], ["a", "b"])
+    assert bars.count("<div") == 2 and "#e67e22" in bars.split("</div>")[1]
+    with pytest.raises(ValueError, match="classes"):
+        probability_bars_html([0.1, 0.9], ["a"])

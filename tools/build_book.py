@@ -1,0 +1,87 @@
+"""Build the book so that its pages work offline, then check that they do.
+
+Usage: python tools/build_book.py [extra jupyter-book arguments]
+
+1. Vendors the web assets that Jupyter Book would otherwise load from CDNs (MathJax 3,
+   RequireJS and the Jupyter widget manager): `npm ci` in `vendor/` (versions pinned by
+   `vendor/package-lock.json`), then copies what the pages need into `vendor/web/`, which
+   `_config.yml` puts on Sphinx's static path (not a folder named `_static`: Jupyter Book
+   injects every .js/.css found in such a folder into every page).
+2. Runs `jupyter-book build . -W -n --keep-going` (warnings are errors).
+3. Fails if any built page still loads a script, stylesheet or font from another host.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENDOR = ROOT / "vendor"
+WEB = VENDOR / "web"
+MODULES = VENDOR / "node_modules"
+MATHJAX_PARTS = [
+    "tex-mml-chtml.js",
+    "output/chtml/fonts/woff-v2",
+    "input/tex/extensions",
+    "ui",
+    "a11y",
+    "sre",
+    "adaptors",
+]
+# A load from another host: src= or href= of script/link tags (page links are fine).
+EXTERNAL = re.compile(r"<(?:script|link)[^>]+(?:src|href)=\"(https?:)?//[^\"]+\"", re.I)
+
+
+def vendor_assets() -> None:
+    """Install the pinned npm packages and copy the needed files into vendor/web."""
+    if not (MODULES / "mathjax").is_dir():
+        npm = shutil.which("npm")
+        if npm is None:
+            sys.exit("npm is needed to vendor MathJax and the widget manager (apt install npm)")
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=VENDOR, check=True
+        )
+    if WEB.exists():
+        shutil.rmtree(WEB)
+    mathjax = MODULES / "mathjax" / "es5"
+    for part in MATHJAX_PARTS:
+        src, dst = mathjax / part, WEB / "mathjax" / part
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        elif src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    shutil.copy2(MODULES / "requirejs" / "require.js", WEB / "require.js")
+    shutil.copy2(MODULES / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js", WEB)
+
+
+def external_loads(html_dir: Path) -> list[str]:
+    """Pages that load a script or stylesheet from another host."""
+    bad = []
+    for page in html_dir.rglob("*.html"):
+        for m in EXTERNAL.finditer(page.read_text(errors="replace")):
+            bad.append(f"{page.relative_to(html_dir)}: {m.group(0)[:160]}")
+    return bad
+
+
+def main(argv: list[str]) -> int:
+    """Vendor, build, check; return the exit status."""
+    vendor_assets()
+    cmd = ["jupyter-book", "build", str(ROOT), "-W", "-n", "--keep-going", *argv]
+    status = subprocess.run(cmd, cwd=ROOT).returncode
+    if status != 0:
+        return status
+    bad = external_loads(ROOT / "_build" / "html")
+    if bad:
+        print("Pages load from other hosts (they would break offline):", *bad, sep="\n  ")
+        return 1
+    print("Offline check: no page loads a script or stylesheet from another host.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
