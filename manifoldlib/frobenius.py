@@ -323,7 +323,8 @@ def integral_curve(
             sol = sp.dsolve(eqs, funcs, ics=ics)
             sols = sol if isinstance(sol, list) else [sol]
             curve = {s.lhs: s.rhs for s in sols}
-        except (NotImplementedError, ValueError):
+        except Exception:  # noqa: BLE001 - dsolve's systems solver fails in many ways
+            # (NotImplementedError, NotAlgebraic, ...); the triangular route may still work.
             curve = {}
     if len(curve) != len(funcs):
         curve = _solve_triangular(funcs, rhs, ics, t)
