@@ -42,6 +42,7 @@ def toc_pages() -> list[str]:
 def server():
     if not (HTML / "index.html").exists():
         pytest.skip("the book is not built: run `python tools/build_book.py` first")
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):  # keep pytest's output readable
             pass
