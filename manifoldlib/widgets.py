@@ -99,20 +99,32 @@ def probability_bars_html(
     return "".join(rows)
 
 
+def _labelled(text: str, widget: widgets.Widget) -> widgets.HBox:
+    """A control with its label in an HTML widget.
+
+    Not ``description=``: ipywidgets typesets descriptions through MathJax 2's
+    ``MathJax.Hub``, which a page with MathJax 3 (Jupyter Book) lacks, and the control's view
+    then breaks on the static page.
+    """
+    label = widgets.HTML(f'<span style="font-size:12px">{html.escape(text)}</span>')
+    label.layout.width = "4.5em"
+    return widgets.HBox([label, widget])
+
+
 def _frame_records(n_records: int, frames: int) -> list[int]:
     return sorted({round(i) for i in np.linspace(0, n_records - 1, min(frames, n_records))})
 
 
 class _ModeView:
-    """The widgets of one mode: play, slider, a stack of pre-rendered frames, side images."""
+    """The widgets of one mode: a slider, a stack of pre-rendered frames, side images.
+
+    No ``Play`` button: in the static page's widget manager (html-manager 1.0.6) its view
+    throws when its value changes, and a link that throws stops the slider's other links.
+    """
 
     def __init__(self, frames: int, side_labels: Sequence[str]) -> None:
-        self.play = widgets.Play(value=0, min=0, max=0, step=1, interval=400)
-        self.slider = widgets.IntSlider(
-            value=0, min=0, max=0, description="frame", continuous_update=True
-        )
-        widgets.jslink((self.play, "value"), (self.slider, "value"))
-        widgets.jslink((self.play, "max"), (self.slider, "max"))
+        self.slider = widgets.IntSlider(value=0, min=0, max=0, continuous_update=True)
+        self.status = widgets.HTML()
         self.images = [widgets.Image(format="png") for _ in range(frames)]
         self.captions = [widgets.HTML() for _ in range(frames)]
         self.stack = widgets.Stack(
@@ -131,7 +143,11 @@ class _ModeView:
             ]
         )
         self.box = widgets.VBox(
-            [widgets.HBox([self.play, self.slider]), widgets.HBox([self.stack, side])]
+            [
+                self.status,
+                _labelled("frame", self.slider),
+                widgets.HBox([self.stack, side]),
+            ]
         )
         self.result: PathResult | None = None
         self.records: list[int] = []
@@ -219,16 +235,13 @@ class PathExplorer(widgets.VBox):
         n = images.shape[0]
         self.mode = widgets.ToggleButtons(options=list(MODES), value=MODES[0])
         by_class = [("by index", -1)] + [(c, i) for i, c in enumerate(self.classes)]
-        self.source_class = widgets.Dropdown(options=by_class, value=-1, description="source")
-        self.source_index = widgets.BoundedIntText(value=0, min=0, max=n - 1, description="index")
-        self.target_class = widgets.Dropdown(options=by_class, value=-1, description="target")
-        self.target_index = widgets.BoundedIntText(
-            value=min(1, n - 1), min=0, max=n - 1, description="index"
-        )
-        self.seed = widgets.IntText(value=0, description="seed")
-        self.steps = widgets.BoundedIntText(value=steps, min=1, max=100_000, description="steps")
+        self.source_class = widgets.Dropdown(options=by_class, value=-1)
+        self.source_index = widgets.BoundedIntText(value=0, min=0, max=n - 1)
+        self.target_class = widgets.Dropdown(options=by_class, value=-1)
+        self.target_index = widgets.BoundedIntText(value=min(1, n - 1), min=0, max=n - 1)
+        self.seed = widgets.IntText(value=0)
+        self.steps = widgets.BoundedIntText(value=steps, min=1, max=100_000)
         self.compute_button = widgets.Button(description="compute", button_style="primary")
-        self.status = widgets.HTML()
         if labels is not None:
             self.source_class.observe(self._class_to_index(self.source_index), names="value")
             self.target_class.observe(self._class_to_index(self.target_index), names="value")
@@ -247,12 +260,22 @@ class PathExplorer(widgets.VBox):
         controls = widgets.VBox(
             [
                 self.mode,
-                widgets.HBox([self.source_class, self.source_index]),
-                widgets.HBox([self.target_class, self.target_index]),
-                widgets.HBox([self.seed, self.steps, self.compute_button]),
+                widgets.HBox(
+                    [_labelled("source", self.source_class), _labelled("index", self.source_index)]
+                ),
+                widgets.HBox(
+                    [_labelled("target", self.target_class), _labelled("index", self.target_index)]
+                ),
+                widgets.HBox(
+                    [
+                        _labelled("seed", self.seed),
+                        _labelled("steps", self.steps),
+                        self.compute_button,
+                    ]
+                ),
             ]
         )
-        super().__init__([controls, self.status, self.view_stack])
+        super().__init__([controls, self.view_stack])
 
     @classmethod
     def from_data(cls, model: nn.Module, data: object, **kwargs: object) -> PathExplorer:
@@ -291,6 +314,11 @@ class PathExplorer(widgets.VBox):
 
         return handler
 
+    @property
+    def status(self) -> widgets.HTML:
+        """The status line of the selected mode (what was computed, or is being computed)."""
+        return self.views[self.mode.value].status
+
     def _on_mode(self, change: dict) -> None:
         self.view_stack.selected_index = int(change["new"])
 
@@ -317,7 +345,7 @@ class PathExplorer(widgets.VBox):
             result = self._cache[key]
             cached = True
         else:
-            self.status.value = f"computing a {mode} path of up to {steps} steps ..."
+            self.views[mode].status.value = f"computing a {mode} path of up to {steps} steps ..."
             result = self._run(mode, src, other, steps)
             self._cache[key] = result
             while len(self._cache) > self.cache_size:
@@ -328,7 +356,7 @@ class PathExplorer(widgets.VBox):
             side.append(self.images[other])
         self.load(result, mode=mode, side_images=side)
         what = f"target {other}" if mode == MODES[0] else f"seed {other}"
-        self.status.value = (
+        self.views[mode].status.value = (
             f"{mode} path from image {src} ({what}): {int(result.steps_taken[0])} steps, "
             f"stopped: {result.stop_reasons[0]}{' (from the cache)' if cached else ''}"
         )
@@ -407,7 +435,7 @@ class PathExplorer(widgets.VBox):
             im.value = image_png(x, self.to_pixels, self.scale)
         view.result, view.records = single, records
         view.slider.value = 0
-        view.play.max = view.slider.max = len(records) - 1
+        view.slider.max = len(records) - 1
         view.stack.selected_index = 0
         self.mode.value = mode
 
