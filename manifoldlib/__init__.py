@@ -45,6 +45,8 @@ from .training import (
     train,
 )
 
+from .paths import off_leaf_fraction  # noqa: E402  (h4-paths)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -86,4 +88,5 @@ __all__ = [
     "tangent_projection",
     "trace_mc",
     "train",
+    "off_leaf_fraction",
 ]
