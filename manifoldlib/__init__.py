@@ -33,7 +33,13 @@ from .geometry import (
     trace_mc,
 )
 from .models import MLP, VGG, MnistCNN, build_model
-from .paths import PathResult, across_leaves_path, horizontal_path, linear_interpolation
+from .paths import (
+    PathResult,
+    across_leaves_path,
+    horizontal_path,
+    linear_interpolation,
+    off_leaf_fraction,
+)
 from .profiles import Profile, current_profile, default_device
 from .training import (
     TrainConfig,
@@ -44,8 +50,6 @@ from .training import (
     mean_trace,
     train,
 )
-
-from .paths import off_leaf_fraction  # noqa: E402  (h4-paths)
 
 __version__ = "0.1.0"
 
