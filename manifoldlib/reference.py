@@ -13,8 +13,10 @@ One difference matters for the results, not only for speed: the C gradients of
 small and computed by cancellation, so in float32 it carries a round-off direction. After
 normalisation that direction becomes a full column, and least squares on all C columns
 projects on a C-dimensional space: D_x plus one spurious direction, mostly in ker G. The
-chapter "Horizontal paths on the data leaf" measures how much of a reference step leaks out
-of D_x.
+float32 round-off is not the root cause: the C columns are dependent in any precision, and a
+solver that assumes full column rank turns the round-off of float64 into a spurious column
+too (measured near a stall point of Algorithm 1: 79% of the step outside D_x in float64,
+82% in float32). The chapter "Horizontal paths on the data leaf" measures the leak.
 
 Introduced in the chapter "Horizontal paths on the data leaf" (book/08) and used by
 ``benchmarks/``.
