@@ -34,7 +34,13 @@ from .geometry import (
     trace_mc,
 )
 from .models import MLP, VGG, MnistCNN, build_model
-from .paths import PathResult, across_leaves_path, horizontal_path, linear_interpolation
+from .paths import (
+    PathResult,
+    across_leaves_path,
+    horizontal_path,
+    linear_interpolation,
+    off_leaf_fraction,
+)
 from .profiles import Profile, current_profile, default_device
 from .training import (
     TrainConfig,
@@ -88,6 +94,7 @@ __all__ = [
     "tangent_projection",
     "trace_mc",
     "train",
+    "off_leaf_fraction",
 ]
 
 # Part I, "Distributions, brackets and the Frobenius theorem" (book/02): SymPy helpers.

@@ -26,7 +26,13 @@ from ._checks import (
 )
 from .geometry import _check_input, _log_softmax_scores, _project, _score_jacobian
 
-__all__ = ["PathResult", "across_leaves_path", "horizontal_path", "linear_interpolation"]
+__all__ = [
+    "PathResult",
+    "across_leaves_path",
+    "horizontal_path",
+    "linear_interpolation",
+    "off_leaf_fraction",
+]
 
 #: A projected direction shorter than this fraction of the vector it came from has vanished.
 VANISHING = 1e-6
@@ -324,3 +330,44 @@ def linear_interpolation(source: torch.Tensor, target: torch.Tensor, num: int = 
     t = torch.linspace(0, 1, num, dtype=source.dtype, device=source.device)
     t = t.view(-1, *([1] * source.dim()))
     return (1 - t) * source.unsqueeze(0) + t * target.unsqueeze(0)
+
+
+def off_leaf_fraction(
+    model: nn.Module,
+    x: torch.Tensor,
+    step: torch.Tensor,
+    *,
+    rtol: float | None = None,
+    chunk: int = 64,
+) -> torch.Tensor:
+    """Share of each step that lies outside the leaf's tangent space: ``||s - P s|| / ||s||``.
+
+    ``P`` is the exact orthogonal projection on ``D_x = (ker G(x, w))^perp`` at the step's
+    base point. A horizontal step gives 0, a step in ``ker G`` gives 1; a path whose steps
+    have a large share outside ``D_x`` is not horizontal, whatever its algorithm intended.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: base points of the steps ``(B, *input_shape)`` (e.g. ``points[:-1]`` of a path).
+        step: the steps ``(B, *input_shape)`` (e.g. ``points[1:] - points[:-1]``).
+        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
+        chunk: how many base points share one batched Jacobian.
+
+    Returns:
+        ``(B,)`` fractions in ``[0, 1]``; NaN for a zero step.
+
+    Introduced in the chapter "Horizontal paths on the data leaf".
+    """
+    _check_input(model, x, "x")
+    check_tensor(step, "step", min_dim=2)
+    check_same_shape(x, step, "x", "step")
+    check_finite(step, "step")
+    check_positive(chunk, "chunk", integer=True)
+    out = []
+    with eval_mode(model):
+        for xs, ss in zip(x.split(chunk), step.split(chunk), strict=True):
+            jac, _ = _score_jacobian(model, xs)
+            off = ss - _project(jac, ss, rtol)
+            norm = ss.flatten(1).norm(dim=1)
+            out.append(off.flatten(1).norm(dim=1) / torch.where(norm > 0, norm, torch.nan))
+    return torch.cat(out)

@@ -13,8 +13,10 @@ One difference matters for the results, not only for speed: the C gradients of
 small and computed by cancellation, so in float32 it carries a round-off direction. After
 normalisation that direction becomes a full column, and least squares on all C columns
 projects on a C-dimensional space: D_x plus one spurious direction, mostly in ker G. The
-chapter "Horizontal paths on the data leaf" measures how much of a reference step leaks out
-of D_x.
+float32 round-off is not the root cause: the C columns are dependent in any precision, and a
+solver that assumes full column rank turns the round-off of float64 into a spurious column
+too (measured near a stall point of Algorithm 1: 79% of the step outside D_x in float64,
+82% in float32). The chapter "Horizontal paths on the data leaf" measures the leak.
 
 Introduced in the chapter "Horizontal paths on the data leaf" (book/08) and used by
 ``benchmarks/``.
@@ -31,6 +33,7 @@ from ._checks import eval_mode
 
 __all__ = [
     "reference_across_leaves_path",
+    "reference_projection",
     "reference_horizontal_path",
     "reference_jacobian",
     "reference_trace_rank",
@@ -48,6 +51,35 @@ def _reference_tangent(j: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     a = F.normalize(j.T, dim=0)  # (n, C): normalised gradients as columns
     coeff = torch.linalg.lstsq(a, d.unsqueeze(1), driver="gels").solution
     return (a @ coeff).squeeze(1)
+
+
+def reference_projection(model: nn.Module, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The reference "projection" of ``v`` on D_x at one point, as Algorithm 1's code does it.
+
+    Least squares of ``v`` on the C *normalised* gradients ``grad_x log p_i`` (all C columns).
+    In exact arithmetic this is the orthogonal projection on D_x; in float32, at a point where
+    one class is nearly certain, the normalised gradient of that class is mostly round-off and
+    the result has a component outside D_x (compare with :func:`manifoldlib.tangent_projection`
+    through :func:`manifoldlib.paths.off_leaf_fraction`).
+
+    Args:
+        model: classifier returning scores ``(1, C)``.
+        x: one input ``(*input_shape)``.
+        v: one vector ``(*input_shape)``.
+
+    Returns:
+        ``(*input_shape)`` the reference projection of ``v``.
+
+    Introduced in the chapter "Horizontal paths on the data leaf".
+    """
+    if not isinstance(x, torch.Tensor) or not isinstance(v, torch.Tensor):
+        raise TypeError("x and v must be tensors")
+    if x.shape != v.shape:
+        raise ValueError(
+            f"x and v must have the same shape, got {tuple(x.shape)} and {tuple(v.shape)}"
+        )
+    j = reference_jacobian(model, x)
+    return _reference_tangent(j, v.flatten().to(j.dtype)).reshape(v.shape)
 
 
 def _reference_kernel(j: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

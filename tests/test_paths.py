@@ -177,3 +177,31 @@ def test_linear_interpolation():
     torch.testing.assert_close(pts[2], torch.full((2, 3), 0.5))
     with pytest.raises(ValueError, match="num"):
         ml.linear_interpolation(a, b, 1)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_off_leaf_fraction_matches_dense_float64_reference(name, request):
+    model, x = request.getfixturevalue(name), request.getfixturevalue(f"x_{name}")
+    v = torch.randn(x.shape, dtype=torch.float64, generator=_gen(20))
+    frac = ml.off_leaf_fraction(model, x, v, chunk=3)
+    # Slow, obvious reference: the kernel of the dense G from its eigenvectors.
+    g = ml.local_data_matrix(model, x)
+    for i in range(x.shape[0]):
+        lam, vec = torch.linalg.eigh(g[i])
+        ker = vec[:, lam <= 1e-10 * lam.max()]
+        flat = v[i].flatten()
+        off = ker @ (ker.T @ flat)
+        assert abs(float(frac[i]) - float(off.norm() / flat.norm())) < 1e-8
+    # A step in D_x is 0 outside it, a step in ker G is all outside, a zero step is NaN.
+    tangent = ml.tangent_projection(model, x, v)
+    assert float(ml.off_leaf_fraction(model, x, tangent).max()) < 1e-8
+    ones = torch.ones(x.shape[0], dtype=torch.float64)
+    assert torch.allclose(ml.off_leaf_fraction(model, x, v - tangent), ones)
+    assert torch.isnan(ml.off_leaf_fraction(model, x, torch.zeros_like(x))).all()
+
+
+def test_off_leaf_fraction_argument_checks(mlp, x_mlp):
+    with pytest.raises(ValueError, match="step"):
+        ml.off_leaf_fraction(mlp, x_mlp, x_mlp[:2])
+    with pytest.raises(ValueError, match="chunk"):
+        ml.off_leaf_fraction(mlp, x_mlp, x_mlp, chunk=0)
