@@ -150,6 +150,17 @@ def test_chunked_jacobian_factor_and_gram_match_the_unchunked_reference(model_x,
         )
 
 
+def test_gram_is_cached_but_follows_changes_of_the_factor(mlp, x_mlp):
+    low = ml.local_data_lowrank(mlp, x_mlp)
+    g1 = low.gram()
+    assert low.gram() is g1  # computed once: trace/rank/eigenvalues share it
+    low.factor.mul_(2.0)  # in place: the version counter changes
+    torch.testing.assert_close(low.gram(), 4 * g1)
+    low.factor = low.factor[:1].clone()  # replaced
+    assert low.gram().shape[0] == 1
+    torch.testing.assert_close(low.gram(), 4 * g1[:1])
+
+
 def test_rank_tolerance_near_degeneracy(mlp, x_mlp):
     """Scaling the scores up (a 'fully trained' net) drives G to 0 and the rank down."""
     scores = mlp(x_mlp).detach().sort(1, descending=True).values
