@@ -130,12 +130,13 @@ def test_page_renders_offline(page, server, browser):
     p = ctx.new_page()
     p.on("pageerror", lambda e: js_errors.append(str(e)))
     p.on("console", lambda m: m.type == "error" and js_errors.append(m.text))
+    p.on("response", lambda r: r.status >= 400 and js_errors.append(f"{r.status} {r.url}"))
     p.goto(f"{server}/{page}.html", wait_until="networkidle")
     # MathJax typesets asynchronously; wait for it where the page has maths.
     if p.evaluate("document.querySelectorAll('main .math').length") > 0:
-        p.wait_for_selector("mjx-container", timeout=20_000)
+        p.wait_for_selector("mjx-container", state="attached", timeout=20_000)
     if "explorer" in page:
-        p.wait_for_selector(".jupyter-widgets, .widget-slider", timeout=20_000)
+        p.wait_for_selector(".jupyter-widgets, .widget-slider", state="attached", timeout=20_000)
     p.wait_for_timeout(300)
     info = p.evaluate(CHECK_PAGE)
     p.screenshot(path=str(SHOTS / f"{Path(page).name}.png"), full_page=True)

@@ -6,7 +6,8 @@ Usage: python tools/build_book.py [extra jupyter-book arguments]
    RequireJS and the Jupyter widget manager): `npm ci` in `vendor/` (versions pinned by
    `vendor/package-lock.json`), then copies what the pages need into `vendor/web/`, which
    `_config.yml` puts on Sphinx's static path (not a folder named `_static`: Jupyter Book
-   injects every .js/.css found in such a folder into every page).
+   injects every .js/.css found in such a folder into every page), and the widget manager's
+   icon fonts into `vendor/extra/` (Sphinx's extra path: copied as they are).
 2. Runs `jupyter-book build . -W -n --keep-going` (warnings are errors).
 3. Fails if any built page still loads a script, stylesheet or font from another host.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT / "vendor"
 WEB = VENDOR / "web"
+EXTRA = VENDOR / "extra"
 MODULES = VENDOR / "node_modules"
 MATHJAX_PARTS = [
     "tex-mml-chtml.js",
@@ -56,7 +58,19 @@ def vendor_assets() -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
     shutil.copy2(MODULES / "requirejs" / "require.js", WEB / "require.js")
-    shutil.copy2(MODULES / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js", WEB)
+    dist = MODULES / "@jupyter-widgets" / "html-manager" / "dist"
+    shutil.copy2(dist / "embed-amd.js", WEB)
+    # The widget manager's stylesheet loads its icon fonts from a path relative to the page
+    # (`@jupyter-widgets/html-manager/dist/<hash>.woff2`): put them there for the chapters
+    # (pages under book/) and the root, through Sphinx's html_extra_path.
+    if EXTRA.exists():
+        shutil.rmtree(EXTRA)
+    for base in (EXTRA, EXTRA / "book"):
+        fonts = base / "@jupyter-widgets" / "html-manager" / "dist"
+        fonts.mkdir(parents=True)
+        for f in dist.iterdir():
+            if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg"):
+                shutil.copy2(f, fonts)
 
 
 def external_loads(html_dir: Path) -> list[str]:
