@@ -29,8 +29,10 @@ from .geometry import (
     log_probabilities,
     logprob_jacobian,
     precision,
+    score_jacobian,
     tangent_basis,
     tangent_projection,
+    tangent_projection_from_jacobian,
     trace_mc,
 )
 from .models import MLP, VGG, MnistCNN, build_model
@@ -88,10 +90,12 @@ __all__ = [
     "mean_trace",
     "plot",
     "precision",
+    "score_jacobian",
     "read_idx",
     "reference",
     "tangent_basis",
     "tangent_projection",
+    "tangent_projection_from_jacobian",
     "trace_mc",
     "train",
     "off_leaf_fraction",

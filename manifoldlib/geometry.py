@@ -54,8 +54,10 @@ __all__ = [
     "log_probabilities",
     "logprob_jacobian",
     "kernel_projection",
+    "score_jacobian",
     "tangent_basis",
     "tangent_projection",
+    "tangent_projection_from_jacobian",
     "trace_mc",
 ]
 
@@ -215,6 +217,58 @@ def _score_jacobian(
     if not create_graph:
         jac, logp = jac.detach(), logp.detach()
     return jac, logp
+
+
+def score_jacobian(
+    model: nn.Module, x: torch.Tensor, *, return_logp: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Jacobian of the class scores ``s(x, w)`` with respect to ``x``, batched.
+
+    The rows ``grad_x s_i`` span the same differences ``grad s_i - grad s_j`` as the rows
+    ``grad_x log p_i``, so D_x, G and every projection can be computed from them
+    (:func:`tangent_projection_from_jacobian`). One forward pass and C backward passes over
+    the whole batch.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        return_logp: also return the log-probabilities ``(B, C)``.
+
+    Returns:
+        ``(B, C, *input_shape)`` Jacobian, and ``(B, C)`` log-probabilities if asked.
+
+    Introduced in the chapter "Training and the trace of G".
+    """
+    _check_input(model, x)
+    with eval_mode(model):
+        jac, logp = _score_jacobian(model, x)
+    return (jac, logp) if return_logp else jac
+
+
+def tangent_projection_from_jacobian(
+    jac: torch.Tensor, v: torch.Tensor, *, rtol: float | None = None
+) -> torch.Tensor:
+    """Orthogonal projection of ``v`` on ``D_x`` from a precomputed Jacobian.
+
+    Args:
+        jac: score (or log-probability) Jacobian ``(B, C, *input_shape)``, e.g. from
+            :func:`score_jacobian`.
+        v: vectors ``(B, *input_shape)``.
+        rtol: relative tolerance for degenerate gradients (see :meth:`LowRankPSD.rank`).
+
+    Returns:
+        ``(B, *input_shape)`` projections, in ``v``'s dtype.
+
+    Introduced in the chapter "Computing it fast".
+    """
+    check_tensor(jac, "jac", min_dim=3)
+    check_tensor(v, "v", min_dim=2)
+    if jac.shape[0] != v.shape[0] or jac.shape[2:] != v.shape[1:]:
+        raise ValueError(
+            f"jac must have shape (B, C, *input_shape) matching v (B, *input_shape); "
+            f"got jac {tuple(jac.shape)} and v {tuple(v.shape)}"
+        )
+    return _project(jac, v, rtol)
 
 
 def _logprob_from_scores(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:

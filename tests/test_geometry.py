@@ -318,3 +318,21 @@ def test_projection_argument_checks(mlp, x_mlp):
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match="v contains"):
         ml.kernel_projection(mlp, x_mlp, bad)
+
+
+def test_public_score_jacobian_and_projection_from_it():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 4))
+    model = model.double()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    jac, logp = ml.score_jacobian(model, x, return_logp=True)
+    assert jac.shape == (3, 4, 6) and logp.shape == (3, 4)
+    for b in range(3):
+        ref = torch.autograd.functional.jacobian(lambda z: model(z[None])[0], x[b])
+        torch.testing.assert_close(jac[b], ref)
+    v = torch.randn(3, 6, dtype=torch.float64)
+    torch.testing.assert_close(
+        ml.tangent_projection_from_jacobian(jac, v), ml.tangent_projection(model, x, v)
+    )
+    with pytest.raises(ValueError, match="jac"):
+        ml.tangent_projection_from_jacobian(jac, v[:, :5])
