@@ -35,6 +35,8 @@ _EAGER = (
     "training",
     "toy",
     "foliation",
+    "stats",
+    "images",
     "leaf",
     "adversarial",
     "riemannian",
