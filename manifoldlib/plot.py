@@ -183,10 +183,10 @@ def save_gif(
     """
     from PIL import Image
 
-    idx = _frame_indices(result.points.shape[0], frames)
+    single = result.select(index)
     imgs = []
-    for r in idx:
-        a = (_image(result.points[r, index], to_pixels) * 255).round().astype(np.uint8)
+    for r in _frame_indices(single.points.shape[0], frames):
+        a = (_image(single.points[r, 0], to_pixels) * 255).round().astype(np.uint8)
         im = Image.fromarray(a)
         imgs.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST))
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0)

@@ -312,7 +312,7 @@ def train(
     data: ImageData | ToyData | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    progress: bool = True,
+    progress: bool = False,
 ) -> TrainResult:
     """Train a model with SGD as in the paper, tracking the mean trace of G.
 
@@ -322,7 +322,7 @@ def train(
         checkpoint_dir: write ``epoch-NNN.pt`` there after every epoch and resume from the last
             one found (None: no checkpoints).
         device: where to train.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (off by default).
 
     Returns:
         A :class:`TrainResult` with the model in eval mode on ``device``.
@@ -439,7 +439,7 @@ def cached_train(
     *,
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    progress: bool = True,
+    progress: bool = False,
     epoch: int | None = None,
 ) -> TrainResult:
     """Train once, then reload: models are cached under a key of the full configuration.
@@ -452,7 +452,7 @@ def cached_train(
         config: what to train.
         cache_dir: the cache root.
         device: where to train and put the model.
-        progress: show a tqdm bar while training.
+        progress: show a tqdm bar while training (off by default).
         epoch: return the model of this epoch (default: the last).
 
     Returns:

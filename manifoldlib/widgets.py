@@ -380,7 +380,7 @@ class PathExplorer(widgets.VBox):
         if not 0 <= index < result.points.shape[1]:
             raise ValueError(f"index must be in [0, {result.points.shape[1]}), got {index}")
         view = self.views[mode]
-        single = _select(result, index)
+        single = result.select(index)
         records = frame_indices(single.points.shape[0], self.frames)
         what = "distance to target" if mode == MODES[0] else "distance from start"
         for k, (im, cap) in enumerate(zip(view.images, view.captions, strict=True)):
@@ -442,19 +442,3 @@ class PathExplorer(widgets.VBox):
             "probabilities": view.result.class_probabilities[r, 0].tolist(),
             "caption": view.captions[k].value,
         }
-
-
-def _select(result: PathResult, index: int) -> PathResult:
-    """One path of a batch, as a PathResult with B = 1."""
-    sl = slice(index, index + 1)
-    return PathResult(
-        points=result.points[:, sl],
-        steps=result.steps,
-        class_probabilities=result.class_probabilities[:, sl],
-        probabilities=result.probabilities[:, sl],
-        predictions=result.predictions[:, sl],
-        distances=result.distances[:, sl],
-        steps_taken=result.steps_taken[sl],
-        reached=result.reached[sl],
-        stop_reasons=result.stop_reasons[index : index + 1],
-    )
