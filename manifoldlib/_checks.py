@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "CHUNK",
     "check_finite",
     "check_input",
     "check_model",
@@ -23,6 +24,10 @@ __all__ = [
     "check_tensor",
     "eval_mode",
 ]
+
+#: Default inputs per batched pass (forward pass or Jacobian) of every function that takes a
+#: ``chunk`` argument: large enough to fill the cores, small enough for a CIFAR Jacobian.
+CHUNK = 256
 
 #: Smooth non-linearities: a network with one of them is outside Theorem 3.1's hypothesis.
 _SMOOTH = (nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ELU, nn.Softplus, nn.Mish, nn.CELU, nn.SELU)

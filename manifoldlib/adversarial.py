@@ -11,6 +11,8 @@ Introduced in the chapter "Adversarial directions and the leaf" (book/15).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,6 +59,7 @@ def fgsm_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     return -grad.sign()
 
 
+@dataclass
 class LeafSplit:
     """A batch of vectors split into their parts along the leaf and across it.
 
@@ -67,9 +70,8 @@ class LeafSplit:
     Introduced in the chapter "Adversarial directions and the leaf".
     """
 
-    def __init__(self, tangent: torch.Tensor, kernel: torch.Tensor) -> None:
-        self.tangent = tangent
-        self.kernel = kernel
+    tangent: torch.Tensor
+    kernel: torch.Tensor
 
     def tangent_share(self) -> torch.Tensor:
         """``(B,)`` share of the squared norm in ``D_x``: ``||P v||^2 / ||v||^2``."""

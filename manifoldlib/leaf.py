@@ -35,6 +35,7 @@ from torch import nn
 
 from . import _jacobian as _jac
 from ._checks import (
+    CHUNK,
     check_finite,
     check_input,
     check_positive,
@@ -67,7 +68,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def max_softmax_score(model: nn.Module, x: torch.Tensor, *, chunk: int = 512) -> torch.Tensor:
+def max_softmax_score(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch.Tensor:
     """The maximum-softmax-probability baseline, as an OOD score: ``-max_i p_i(y|x, w)``.
 
     Hendrycks & Gimpel (2017): a classifier is less confident out of distribution, so the
@@ -90,7 +91,7 @@ def max_softmax_score(model: nn.Module, x: torch.Tensor, *, chunk: int = 512) ->
     return -logp.max(dim=1).values.exp()
 
 
-def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = 256) -> torch.Tensor:
+def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch.Tensor:
     """``log Tr G(x, w)`` for each input, exactly (one Jacobian, no sampling).
 
     ``Tr G = E_{y~p} ||grad_x log p_y||^2`` (eq. 11): by eq. (8), ``n`` times the mean KL
@@ -119,7 +120,7 @@ def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = 256) -> torch.T
 
 
 def trace_score(
-    model: nn.Module, x: torch.Tensor, reference: torch.Tensor, *, chunk: int = 256
+    model: nn.Module, x: torch.Tensor, reference: torch.Tensor, *, chunk: int = CHUNK
 ) -> torch.Tensor:
     """How atypical the local trace of G is: ``|log Tr G(x) - m| / s``.
 
@@ -165,6 +166,7 @@ def across_leaves_noise(
     *,
     steps: int = 10,
     clamp: Clamp = None,
+    rtol: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Images moved off their leaf: a path across leaves (§4.2) along a Gaussian direction.
@@ -182,6 +184,7 @@ def across_leaves_noise(
         distance: total path length (normalised units).
         steps: number of steps.
         clamp: ``(low, high)`` pixel range to clamp into after each step, or None.
+        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
         generator: random generator for the Gaussian directions.
 
     Returns:
@@ -201,13 +204,13 @@ def across_leaves_noise(
         steps=steps,
         clamp=clamp,
         record_every=steps,
-        progress=False,
+        rtol=rtol,
     )
     return path.final
 
 
 def nearest_neighbours(
-    query: torch.Tensor, bank: torch.Tensor, *, exclude_self: bool = False, chunk: int = 256
+    query: torch.Tensor, bank: torch.Tensor, *, exclude_self: bool = False, chunk: int = CHUNK
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean nearest neighbour of each query in a bank of images.
 
@@ -247,7 +250,12 @@ def nearest_neighbours(
 
 
 def tangent_residual(
-    model: nn.Module, anchors: torch.Tensor, x: torch.Tensor, *, chunk: int = 256
+    model: nn.Module,
+    anchors: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    rtol: float | None = None,
+    chunk: int = CHUNK,
 ) -> torch.Tensor:
     """First-order distance from ``x`` to the leaf of ``anchors``: ``||P_ker G(a) (x - a)||``.
 
@@ -261,6 +269,7 @@ def tangent_residual(
         model: classifier returning scores ``(B, C)``.
         anchors: points on the reference leaf ``(B, *input_shape)``.
         x: query points ``(B, *input_shape)``.
+        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
         chunk: pairs per Jacobian.
 
     Returns:
@@ -277,7 +286,7 @@ def tangent_residual(
         for a, q in zip(anchors.split(chunk), x.detach().split(chunk), strict=True):
             jac, _ = _jac.jacobian_of_scores(model, a)
             delta = (q - a).double()
-            tangent = _jac.project(jac, delta)
+            tangent = _jac.project(jac, delta, rtol)
             out.append((delta - tangent).flatten(1).norm(dim=1))
     return torch.cat(out).to(x.dtype)
 
@@ -316,6 +325,7 @@ def leaf_projection(
     max_steps: int = 100,
     threshold: float = 1e-3,
     clamp: Clamp = None,
+    rtol: float | None = None,
 ) -> LeafProjection:
     """Approximate the point of the anchor's leaf closest to ``x`` by a horizontal path.
 
@@ -340,6 +350,7 @@ def leaf_projection(
         max_steps: most steps per path.
         threshold: stop when closer than this to ``x``.
         clamp: pixel range to clamp into after each step, or None.
+        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
 
     Returns:
         A :class:`LeafProjection`.
@@ -355,7 +366,7 @@ def leaf_projection(
         threshold=threshold,
         clamp=clamp,
         record_every=max_steps,
-        progress=False,
+        rtol=rtol,
     )
     return LeafProjection(
         points=path.final,

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from . import _jacobian as _jac
 from ._checks import (
+    CHUNK,
     check_finite,
     check_input,
     check_positive,
@@ -148,7 +149,7 @@ def _finish(
     steps_taken: torch.Tensor,
     reached: torch.Tensor,
     reasons: list[str],
-    chunk: int = 512,
+    chunk: int = CHUNK,
 ) -> PathResult:
     """Stack the records and evaluate the model on every recorded point (forward only)."""
     points = torch.stack(records)
@@ -414,7 +415,7 @@ def off_leaf_fraction(
     step: torch.Tensor,
     *,
     rtol: float | None = None,
-    chunk: int = 64,
+    chunk: int = CHUNK,
 ) -> torch.Tensor:
     """Share of each step that lies outside the leaf's tangent space: ``||s - P s|| / ||s||``.
 
