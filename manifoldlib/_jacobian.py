@@ -75,7 +75,7 @@ def forward_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         scores = model(x)
     except torch.OutOfMemoryError:
         raise
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:  # torch's shape errors (matmul, conv, batch-norm)
         raise ValueError(
             f"the model failed on x of shape {tuple(x.shape)}: {err}. x must be a batch "
             f"(B, *input_shape) whose input_shape the model accepts, e.g. (B, 1, 28, 28) for "

@@ -357,6 +357,10 @@ def leaf_projection(
 
     Introduced in the chapter "Denoising by returning to the data leaf".
     """
+    check_input(model, anchors, "anchors")
+    check_tensor(x, "x", min_dim=2)
+    check_same_shape(anchors, x, "anchors", "x")
+    check_finite(x, "x")
     path = horizontal_path(
         model,
         anchors,
