@@ -18,6 +18,7 @@ __all__ = [
     "CHUNK",
     "check_finite",
     "check_input",
+    "check_like",
     "check_model",
     "check_positive",
     "check_same_shape",
@@ -153,6 +154,23 @@ def check_input(model: object, x: object, name: str = "x") -> None:
                 f"move them to the same device"
             )
     check_finite(x, name)
+
+
+def check_like(x: torch.Tensor, v: object, name_x: str, name_v: str) -> None:
+    """Check that ``v`` is a finite floating tensor of the same shape as ``x``.
+
+    For the second batch of a function, e.g. the vectors to project at the points ``x``, or
+    the targets of paths from the points ``x``.
+
+    Args:
+        x: the checked reference batch ``(B, *input_shape)``.
+        v: the batch to check.
+        name_x: the name of ``x``, used in the messages.
+        name_v: the name of ``v``, used in the messages.
+    """
+    check_tensor(v, name_v, min_dim=2)
+    check_same_shape(x, v, name_x, name_v)
+    check_finite(v, name_v)
 
 
 def smooth_modules(model: nn.Module) -> list[str]:

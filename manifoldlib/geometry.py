@@ -38,11 +38,10 @@ from torch import nn
 from . import _jacobian as _jac
 from ._checks import (
     CHUNK,
-    check_finite,
     check_input,
+    check_like,
     check_model,
     check_positive,
-    check_same_shape,
     check_tensor,
     eval_mode,
 )
@@ -610,9 +609,7 @@ def mean_trace(
 
 def _check_projection_args(model: nn.Module, x: torch.Tensor, v: torch.Tensor) -> None:
     check_input(model, x)
-    check_tensor(v, "v", min_dim=2)
-    check_same_shape(x, v, "x", "v")
-    check_finite(v, "v")
+    check_like(x, v, "x", "v")
 
 
 def tangent_projection(

@@ -36,10 +36,9 @@ from torch import nn
 from . import _jacobian as _jac
 from ._checks import (
     CHUNK,
-    check_finite,
     check_input,
+    check_like,
     check_positive,
-    check_same_shape,
     check_tensor,
     eval_mode,
 )
@@ -278,17 +277,11 @@ def tangent_residual(
     Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
     """
     check_input(model, anchors, "anchors")
-    check_tensor(x, "x", min_dim=2)
-    check_same_shape(anchors, x, "anchors", "x")
-    check_finite(x, "x")
-    out = []
+    check_like(anchors, x, "anchors", "x")
+    check_positive(chunk, "chunk", integer=True)
+    delta = (x.detach() - anchors).double()
     with eval_mode(model):
-        for a, q in zip(anchors.split(chunk), x.detach().split(chunk), strict=True):
-            jac, _ = _jac.jacobian_of_scores(model, a)
-            delta = (q - a).double()
-            tangent = _jac.project(jac, delta, rtol)
-            out.append((delta - tangent).flatten(1).norm(dim=1))
-    return torch.cat(out).to(x.dtype)
+        return _jac.kernel_norms(model, anchors, delta, rtol, chunk).to(x.dtype)
 
 
 @dataclass
@@ -358,9 +351,7 @@ def leaf_projection(
     Introduced in the chapter "Denoising by returning to the data leaf".
     """
     check_input(model, anchors, "anchors")
-    check_tensor(x, "x", min_dim=2)
-    check_same_shape(anchors, x, "anchors", "x")
-    check_finite(x, "x")
+    check_like(anchors, x, "anchors", "x")
     path = horizontal_path(
         model,
         anchors,

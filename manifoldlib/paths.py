@@ -29,8 +29,8 @@ from tqdm import tqdm
 from . import _jacobian as _jac
 from ._checks import (
     CHUNK,
-    check_finite,
     check_input,
+    check_like,
     check_positive,
     check_same_shape,
     check_tensor,
@@ -284,9 +284,7 @@ def horizontal_path(
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
     check_input(model, source, "source")
-    check_tensor(target, "target", min_dim=2)
-    check_same_shape(source, target, "source", "target")
-    check_finite(target, "target")
+    check_like(source, target, "source", "target")
     check_positive(step_size, "step_size")
     check_positive(max_steps, "max_steps", integer=True)
     check_positive(threshold, "threshold")
@@ -352,9 +350,7 @@ def across_leaves_path(
     Introduced in the chapter "Moving across leaves".
     """
     check_input(model, start, "start")
-    check_tensor(direction, "direction", min_dim=2)
-    check_same_shape(start, direction, "start", "direction")
-    check_finite(direction, "direction")
+    check_like(start, direction, "start", "direction")
     check_positive(step_size, "step_size")
     check_positive(steps, "steps", integer=True)
     check_positive(record_every, "record_every", integer=True)
@@ -436,15 +432,9 @@ def off_leaf_fraction(
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
     check_input(model, x, "x")
-    check_tensor(step, "step", min_dim=2)
-    check_same_shape(x, step, "x", "step")
-    check_finite(step, "step")
+    check_like(x, step, "x", "step")
     check_positive(chunk, "chunk", integer=True)
-    out = []
     with eval_mode(model):
-        for xs, ss in zip(x.split(chunk), step.split(chunk), strict=True):
-            jac, _ = _jac.jacobian_of_scores(model, xs)
-            off = ss - _jac.project(jac, ss, rtol)
-            norm = ss.flatten(1).norm(dim=1)
-            out.append(off.flatten(1).norm(dim=1) / torch.where(norm > 0, norm, torch.nan))
-    return torch.cat(out)
+        off = _jac.kernel_norms(model, x, step, rtol, chunk)
+    norm = step.flatten(1).norm(dim=1)
+    return off / torch.where(norm > 0, norm, torch.nan)
