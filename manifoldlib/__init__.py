@@ -16,203 +16,82 @@ Quick start::
     path = ml.horizontal_path(model, data.test_x[:4], data.test_x[4:8], clamp=data.pixel_range)
 """
 
-from . import plot, reference
-from .data import CIFAR10_CLASSES, ImageData, data_home, load_cifar10, load_mnist, read_idx
-from .geometry import (
-    LowRankPSD,
-    TraceEstimate,
-    kernel_projection,
-    local_data_lowrank,
-    local_data_matrix,
-    local_fisher_lowrank,
-    local_fisher_matrix,
-    log_probabilities,
-    logprob_jacobian,
-    precision,
-    score_jacobian,
-    tangent_basis,
-    tangent_projection,
-    tangent_projection_from_jacobian,
-    trace_mc,
-)
-from .models import MLP, VGG, MnistCNN, build_model
-from .paths import (
-    PathResult,
-    across_leaves_path,
-    horizontal_path,
-    linear_interpolation,
-    off_leaf_fraction,
-)
-from .profiles import Profile, current_profile, default_device
-from .training import (
-    TrainConfig,
-    TrainResult,
-    accuracy,
-    cached_train,
-    load_checkpoint,
-    mean_trace,
-    train,
-)
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CIFAR10_CLASSES",
-    "ImageData",
-    "LowRankPSD",
-    "MLP",
-    "MnistCNN",
-    "PathResult",
-    "Profile",
-    "TraceEstimate",
-    "TrainConfig",
-    "TrainResult",
-    "VGG",
-    "accuracy",
-    "across_leaves_path",
-    "build_model",
-    "cached_train",
-    "current_profile",
-    "data_home",
-    "default_device",
-    "horizontal_path",
-    "kernel_projection",
-    "linear_interpolation",
-    "load_checkpoint",
-    "load_cifar10",
-    "load_mnist",
-    "local_data_lowrank",
-    "local_data_matrix",
-    "local_fisher_lowrank",
-    "local_fisher_matrix",
-    "log_probabilities",
-    "logprob_jacobian",
-    "mean_trace",
-    "plot",
-    "precision",
-    "score_jacobian",
-    "read_idx",
-    "reference",
-    "tangent_basis",
-    "tangent_projection",
-    "tangent_projection_from_jacobian",
-    "trace_mc",
-    "train",
-    "off_leaf_fraction",
-]
-
-# Part I, "Distributions, brackets and the Frobenius theorem" (book/02): SymPy helpers.
-from . import frobenius  # noqa: E402
-from .frobenius import (  # noqa: E402
-    InvolutivityCheck,
-    apply_field,
-    gauss_reduce,
-    generic_rank,
-    integral_curve,
-    involutivity,
-    lie_bracket,
-)
-
-__all__ += [
-    "InvolutivityCheck",
-    "apply_field",
-    "frobenius",
-    "gauss_reduce",
-    "generic_rank",
-    "integral_curve",
-    "involutivity",
-    "lie_bracket",
-]
-
-# Foliation (Theorem 3.1, Remark of section 3) and toy data ("Why ReLU networks foliate",
-# "Foliations you can see").
-from . import foliation, toy  # noqa: E402
-from .foliation import (  # noqa: E402
-    involutivity_residual,
-    logprob_brackets,
-    parameter_brackets,
-    parameter_gradient_fields,
-    parameter_involutivity_residual,
-)
-from .toy import TOY_DATASETS, ToyData, load_toy, make_blobs, make_moons  # noqa: E402
-
-__all__ += [
-    "TOY_DATASETS",
-    "ToyData",
-    "foliation",
-    "involutivity_residual",
-    "load_toy",
-    "logprob_brackets",
-    "make_blobs",
-    "make_moons",
-    "parameter_brackets",
-    "parameter_gradient_fields",
-    "parameter_involutivity_residual",
+#: Public modules whose ``__all__`` is exported at the top level (``ml.<name>``), imported
+#: with the package. Adding a module's names is one line here.
+_EAGER = (
+    "data",
+    "models",
+    "geometry",
+    "paths",
+    "profiles",
+    "training",
     "toy",
-]
-
-# The data leaf put to work (Part III: path statistics, OOD detection, denoising).
-from . import leaf  # noqa: E402
-from .leaf import (  # noqa: E402
-    LeafProjection,
-    across_leaves_noise,
-    auroc,
-    auroc_interval,
-    best_blur,
-    clopper_pearson_interval,
-    gaussian_blur,
-    leaf_projection,
-    log_trace,
-    max_softmax_score,
-    nearest_neighbours,
-    psnr,
-    rendered_characters,
-    tangent_residual,
-    trace_score,
-    wilson_interval,
-)
-
-__all__ += [
-    "LeafProjection",
-    "across_leaves_noise",
-    "auroc",
-    "auroc_interval",
-    "best_blur",
-    "clopper_pearson_interval",
-    "gaussian_blur",
+    "foliation",
+    "stats",
+    "images",
     "leaf",
-    "leaf_projection",
-    "log_trace",
-    "max_softmax_score",
-    "nearest_neighbours",
-    "psnr",
-    "rendered_characters",
-    "tangent_residual",
-    "trace_score",
-    "wilson_interval",
-]
-# Part III: adversarial directions, Riemannian lengths (book/15, book/16).
-from .adversarial import LeafSplit, fgsm_direction, leaf_split, prediction_change  # noqa: E402
-from .riemannian import (  # noqa: E402
-    euclidean_lengths,
-    fisher_rao_distance,
-    metric_lengths,
-    prediction_path_length,
+    "adversarial",
+    "riemannian",
+)
+#: Public modules with a heavy optional dependency, imported on first use of the module or of
+#: one of its names, so that ``import manifoldlib`` stays fast.
+_LAZY = (
+    "frobenius",  # SymPy
+    "widgets",  # ipywidgets
+)
+#: Public modules reachable as ``ml.<module>`` whose names stay in the module.
+_MODULE_ONLY = (
+    "plot",  # matplotlib; imported on first use
+    "reference",
 )
 
-__all__ += [
-    "LeafSplit",
-    "euclidean_lengths",
-    "fgsm_direction",
-    "fisher_rao_distance",
-    "leaf_split",
-    "metric_lengths",
-    "prediction_change",
-    "prediction_path_length",
-]
 
-# Part III: the interactive explorer (book/17).
-from . import widgets  # noqa: E402
-from .widgets import PathExplorer  # noqa: E402
+def _declared_names(module: str) -> list[str]:
+    """A module's ``__all__``, read from its source without importing it."""
+    spec = importlib.util.find_spec(f"{__name__}.{module}")
+    with open(spec.origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return list(ast.literal_eval(node.value))
+    raise ImportError(f"manifoldlib.{module} defines no literal __all__")
 
-__all__ += ["PathExplorer", "widgets"]
+
+#: Where each top-level name lives: ``name -> module``.
+_HOME: dict[str, str] = {}
+for _module in _EAGER:
+    _mod = importlib.import_module(f".{_module}", __name__)
+    for _name in _mod.__all__:
+        globals()[_name] = getattr(_mod, _name)
+        _HOME[_name] = _module
+for _module in _LAZY:
+    for _name in _declared_names(_module):
+        _HOME[_name] = _module
+del _module, _mod, _name
+
+__all__ = sorted({*_HOME, *_EAGER, *_LAZY, *_MODULE_ONLY})
+
+
+def __getattr__(name: str) -> object:
+    """Import a lazy module, or the module of a lazy name, on first use."""
+    if name in _LAZY or name in _MODULE_ONLY:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,14 +15,20 @@ import torch
 from torch import nn
 
 __all__ = [
+    "CHUNK",
     "check_finite",
     "check_input",
+    "check_like",
     "check_model",
     "check_positive",
     "check_same_shape",
     "check_tensor",
     "eval_mode",
 ]
+
+#: Default inputs per batched pass (forward pass or Jacobian) of every function that takes a
+#: ``chunk`` argument: large enough to fill the cores, small enough for a CIFAR Jacobian.
+CHUNK = 256
 
 #: Smooth non-linearities: a network with one of them is outside Theorem 3.1's hypothesis.
 _SMOOTH = (nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ELU, nn.Softplus, nn.Mish, nn.CELU, nn.SELU)
@@ -148,6 +154,23 @@ def check_input(model: object, x: object, name: str = "x") -> None:
                 f"move them to the same device"
             )
     check_finite(x, name)
+
+
+def check_like(x: torch.Tensor, v: object, name_x: str, name_v: str) -> None:
+    """Check that ``v`` is a finite floating tensor of the same shape as ``x``.
+
+    For the second batch of a function, e.g. the vectors to project at the points ``x``, or
+    the targets of paths from the points ``x``.
+
+    Args:
+        x: the checked reference batch ``(B, *input_shape)``.
+        v: the batch to check.
+        name_x: the name of ``x``, used in the messages.
+        name_v: the name of ``v``, used in the messages.
+    """
+    check_tensor(v, name_v, min_dim=2)
+    check_same_shape(x, v, name_x, name_v)
+    check_finite(v, name_v)
 
 
 def smooth_modules(model: nn.Module) -> list[str]:

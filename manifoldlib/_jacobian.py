@@ -19,7 +19,8 @@ Functions, by what they return:
 - :func:`logprob_rows`: ``grad log p_i`` from ``S`` (chain rule of log-softmax);
 - :func:`logprob_vjp`: products ``u^T grad_x log p`` for a batch of cotangents ``u``;
 - :func:`metric_coefficients`: ``K``; :func:`metric_factor`: ``A = K S``;
-- :func:`tangent_coordinates`, :func:`project`: ``D_x`` and the orthogonal projection on it.
+- :func:`tangent_coordinates`, :func:`project`: ``D_x`` and the orthogonal projection on it;
+- :func:`kernel_norms`: ``||v - P v||``, the part of each vector across the leaf.
 
 Introduced in the chapter "Computing it fast".
 """
@@ -41,6 +42,7 @@ __all__ = [
     "forward_scores",
     "helmert",
     "jacobian_of_scores",
+    "kernel_norms",
     "logprob_rows",
     "logprob_vjp",
     "metric_coefficients",
@@ -75,7 +77,7 @@ def forward_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         scores = model(x)
     except torch.OutOfMemoryError:
         raise
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:  # torch's shape errors (matmul, conv, batch-norm)
         raise ValueError(
             f"the model failed on x of shape {tuple(x.shape)}: {err}. x must be a batch "
             f"(B, *input_shape) whose input_shape the model accepts, e.g. (B, 1, 28, 28) for "
@@ -357,3 +359,27 @@ def project(jac: torch.Tensor, v: torch.Tensor, rtol: float | None = None) -> to
     flat = v.reshape(v.shape[0], -1, 1).to(rows.dtype)
     coeff = pinv @ (rows @ flat)  # (B, C-1, 1): least-squares coefficients
     return (rows.transpose(1, 2) @ coeff).reshape(v.shape).to(v.dtype)
+
+
+def kernel_norms(
+    model: nn.Module, x: torch.Tensor, v: torch.Tensor, rtol: float | None, chunk: int
+) -> torch.Tensor:
+    """``||v - P_x v||`` for each row: the length of the part of ``v`` in ``ker G(x, w)``.
+
+    One Jacobian per chunk of base points.
+
+    Args:
+        model: classifier, in eval mode.
+        x: base points ``(B, *input_shape)``.
+        v: vectors ``(B, *input_shape)`` (projected in their own dtype).
+        rtol: relative tolerance on singular values; default :func:`default_rtol`.
+        chunk: base points per Jacobian.
+
+    Returns:
+        ``(B,)`` norms, in ``v``'s dtype.
+    """
+    out = []
+    for xs, vs in zip(x.split(chunk), v.split(chunk), strict=True):
+        jac, _ = jacobian_of_scores(model, xs)
+        out.append((vs - project(jac, vs, rtol)).flatten(1).norm(dim=1))
+    return torch.cat(out)

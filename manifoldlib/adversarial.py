@@ -11,12 +11,18 @@ Introduced in the chapter "Adversarial directions and the leaf" (book/15).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import _jacobian as _jac
-from ._checks import check_finite, check_input, check_same_shape, check_tensor, eval_mode
+from ._checks import (
+    check_input,
+    check_like,
+    eval_mode,
+)
 
 __all__ = ["LeafSplit", "fgsm_direction", "leaf_split", "prediction_change"]
 
@@ -57,6 +63,7 @@ def fgsm_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     return -grad.sign()
 
 
+@dataclass
 class LeafSplit:
     """A batch of vectors split into their parts along the leaf and across it.
 
@@ -67,9 +74,8 @@ class LeafSplit:
     Introduced in the chapter "Adversarial directions and the leaf".
     """
 
-    def __init__(self, tangent: torch.Tensor, kernel: torch.Tensor) -> None:
-        self.tangent = tangent
-        self.kernel = kernel
+    tangent: torch.Tensor
+    kernel: torch.Tensor
 
     def tangent_share(self) -> torch.Tensor:
         """``(B,)`` share of the squared norm in ``D_x``: ``||P v||^2 / ||v||^2``."""
@@ -105,9 +111,7 @@ def leaf_split(
     if not vectors:
         raise ValueError("leaf_split needs at least one batch of vectors")
     for k, v in enumerate(vectors):
-        check_tensor(v, f"vectors[{k}]", min_dim=2)
-        check_same_shape(x, v, "x", f"vectors[{k}]")
-        check_finite(v, f"vectors[{k}]")
+        check_like(x, v, "x", f"vectors[{k}]")
     with eval_mode(model):
         jac, _ = _jac.jacobian_of_scores(model, x)
     out = []
@@ -136,9 +140,7 @@ def prediction_change(
     Introduced in the chapter "Adversarial directions and the leaf".
     """
     check_input(model, x)
-    check_tensor(delta, "delta", min_dim=2)
-    check_same_shape(x, delta, "x", "delta")
-    check_finite(delta, "delta")
+    check_like(x, delta, "x", "delta")
     with torch.no_grad(), eval_mode(model):
         lp = _jac.forward_log_probs(model, x).double()
         lq = _jac.forward_log_probs(model, x + delta).double()

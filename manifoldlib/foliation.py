@@ -184,6 +184,8 @@ def _param_logp_fn(model: nn.Module, x: torch.Tensor):
     frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
     buffers = dict(model.named_buffers())
     w0 = torch.cat([p.detach().flatten() for _, p in named])
+    with torch.no_grad():
+        _jac.forward_scores(model, x)  # the model contract, checked once
 
     def logp(w: torch.Tensor) -> torch.Tensor:
         parts = torch.split(w, sizes)

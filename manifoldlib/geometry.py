@@ -37,17 +37,19 @@ from torch import nn
 
 from . import _jacobian as _jac
 from ._checks import (
-    check_finite,
+    CHUNK,
     check_input,
+    check_like,
     check_model,
     check_positive,
-    check_same_shape,
     check_tensor,
     eval_mode,
 )
 
 __all__ = [
     "LowRankPSD",
+    "MeanTrace",
+    "mean_trace",
     "precision",
     "TraceEstimate",
     "local_data_lowrank",
@@ -526,11 +528,88 @@ def trace_mc(
     )
 
 
+@dataclass
+class MeanTrace:
+    """The mean of ``Tr G(x, w)`` over a batch (:func:`mean_trace`).
+
+    Also readable as the dictionary that :func:`mean_trace` used to return: ``m["trace"]``,
+    ``m["trace_stderr"]``, ``m["rank_min"]``, ``m["rank_max"]``; and ``float(m)`` is the mean.
+
+    Attributes:
+        mean: the batch mean of the trace.
+        mean_stderr: its standard error (0 for the exact method).
+        rank_min: the smallest numerical rank of G over the batch (None for Monte Carlo).
+        rank_max: the largest (None for Monte Carlo).
+        method: ``"exact"`` or ``"mc"``.
+
+    Introduced in the chapter "Training and the trace of G".
+    """
+
+    mean: float
+    mean_stderr: float
+    rank_min: int | None = None
+    rank_max: int | None = None
+    method: str = "exact"
+
+    _KEYS = {
+        "trace": "mean",
+        "trace_stderr": "mean_stderr",
+        "rank_min": "rank_min",
+        "rank_max": "rank_max",
+    }
+
+    def __getitem__(self, key: str) -> float | int | None:
+        if key not in self._KEYS:
+            raise KeyError(key)
+        return getattr(self, self._KEYS[key])
+
+    def __float__(self) -> float:
+        return self.mean
+
+
+def mean_trace(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    method: str = "exact",
+    chunk: int = CHUNK,
+    generator: torch.Generator | None = None,
+) -> MeanTrace:
+    """Mean of ``Tr G(x, w)`` over a batch, exactly or by Monte Carlo.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        method: ``"exact"`` (C backward passes per chunk, and the ranks) or ``"mc"`` (one
+            backward pass per chunk, :func:`trace_mc`, unbiased).
+        chunk: images per pass (memory).
+        generator: random generator for the MC draws.
+
+    Returns:
+        A :class:`MeanTrace`.
+
+    Introduced in the chapter "Training and the trace of G".
+    """
+    check_input(model, x)
+    check_positive(chunk, "chunk", integer=True)
+    if method == "exact":
+        traces, ranks = [], []
+        for xc in x.split(chunk):
+            g = local_data_lowrank(model, xc)
+            traces.append(g.trace())
+            ranks.append(g.rank())
+        t, r = torch.cat(traces), torch.cat(ranks)
+        return MeanTrace(float(t.mean()), 0.0, int(r.min()), int(r.max()), "exact")
+    if method == "mc":
+        est = [trace_mc(model, xc, generator=generator).values for xc in x.split(chunk)]
+        v = torch.cat(est)
+        return MeanTrace(float(v.mean()), float(v.std() / math.sqrt(len(v))), method="mc")
+    raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
+
+
 def _check_projection_args(model: nn.Module, x: torch.Tensor, v: torch.Tensor) -> None:
     check_input(model, x)
-    check_tensor(v, "v", min_dim=2)
-    check_same_shape(x, v, "x", "v")
-    check_finite(v, "v")
+    check_like(x, v, "x", "v")
 
 
 def tangent_projection(

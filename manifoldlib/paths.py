@@ -3,13 +3,23 @@
 Both path routines are batched: B paths advance together, one forward pass and C backward
 passes per step for the whole batch, and a pair that has stopped drops out of the batch.
 Nothing about the geometry can be cached between steps: the ReLU activation pattern, hence
-the Jacobian, changes as the point moves.
+the Jacobian, changes as the point moves. Both run the same loop (stepping, clamping,
+recording, stopping); they differ only in the direction of a step and in when a path stops.
+
+Naming rule for the arguments. A path that heads for a target names its ends ``source`` and
+``target`` and its step budget ``max_steps`` (it stops early at the target):
+``horizontal_path(model, source, target, max_steps=...)``. A path steered by a fixed direction
+names its first point ``start`` and its step count ``steps`` (it always takes them, unless the
+direction vanishes): ``across_leaves_path(model, start, direction, steps=...)``. Both take
+``step_size``, ``clamp``, ``record_every``, ``rtol`` and ``progress`` (a tqdm bar, off by
+default: library code called from chapters prints nothing unasked).
 
 Introduced in the chapters "Moving across leaves" and "Horizontal paths on the data leaf".
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -18,8 +28,9 @@ from tqdm import tqdm
 
 from . import _jacobian as _jac
 from ._checks import (
-    check_finite,
+    CHUNK,
     check_input,
+    check_like,
     check_positive,
     check_same_shape,
     check_tensor,
@@ -75,6 +86,31 @@ class PathResult:
         """``(B, *input_shape)`` the last point of each path."""
         return self.points[-1]
 
+    def select(self, index: int) -> PathResult:
+        """One path of the batch, as a :class:`PathResult` with ``B = 1``.
+
+        Args:
+            index: which path, ``0 <= index < B``.
+
+        Returns:
+            The records of that path (views into this result's tensors).
+        """
+        b = self.points.shape[1]
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < b:
+            raise ValueError(f"index must be an integer in [0, {b}), got {index!r}")
+        sl = slice(index, index + 1)
+        return PathResult(
+            points=self.points[:, sl],
+            steps=self.steps,
+            class_probabilities=self.class_probabilities[:, sl],
+            probabilities=self.probabilities[:, sl],
+            predictions=self.predictions[:, sl],
+            distances=self.distances[:, sl],
+            steps_taken=self.steps_taken[sl],
+            reached=self.reached[sl],
+            stop_reasons=self.stop_reasons[index : index + 1],
+        )
+
     def __repr__(self) -> str:
         r, b = self.points.shape[:2]
         return (
@@ -113,7 +149,7 @@ def _finish(
     steps_taken: torch.Tensor,
     reached: torch.Tensor,
     reasons: list[str],
-    chunk: int = 512,
+    chunk: int = CHUNK,
 ) -> PathResult:
     """Stack the records and evaluate the model on every recorded point (forward only)."""
     points = torch.stack(records)
@@ -135,6 +171,77 @@ def _finish(
     )
 
 
+#: ``(idx, x[idx], jac) -> (v, reference)``: the step direction of the active paths ``idx``,
+#: and the norms its length is compared with to decide that it vanished.
+StepDirection = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]
+#: ``(x[idx], idx) -> (len(idx),)``: the distance recorded for the active paths.
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _walk(
+    model: nn.Module,
+    start: torch.Tensor,
+    step_direction: StepDirection,
+    distance: Distance,
+    *,
+    threshold: float | None,
+    shorten: bool,
+    step_size: float,
+    max_steps: int,
+    clamp: Clamp,
+    record_every: int,
+    progress: bool,
+    desc: str,
+) -> PathResult:
+    """The loop both paths share: step, clamp, record, stop.
+
+    At each step every active path moves by ``step_size`` along its normalised direction (by
+    at most the direction's own length when ``shorten``). A path stops when its direction
+    vanishes (shorter than ``VANISHING`` times its reference), when its distance falls below
+    ``threshold`` (``"reached"``; never when ``threshold`` is None), or after ``max_steps``.
+    """
+    b = start.shape[0]
+    x = start.detach().clone()
+    every = torch.arange(b)
+    dist = distance(x, every)
+    active = dist >= threshold if threshold is not None else torch.ones(b, dtype=torch.bool)
+    reasons = ["max_steps" if a else "reached" for a in active.tolist()]
+    steps_taken = torch.zeros(b, dtype=torch.long)
+    records, rec_steps, rec_dist = [x.clone()], [0], [dist.clone()]
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    with eval_mode(model), tqdm(total=max_steps, disable=not progress, desc=desc) as bar:
+        for t in range(1, max_steps + 1):
+            idx = active.nonzero().flatten()
+            if idx.numel() == 0:
+                break
+            xa = x[idx]
+            jac, _ = _jac.jacobian_of_scores(model, xa)
+            v, reference = step_direction(idx, xa, jac)
+            vnorm = v.flatten(1).norm(dim=1)
+            vanished = vnorm <= VANISHING * reference
+            length = torch.clamp(vnorm, max=step_size) if shorten else step_size
+            scale = torch.where(vanished, 0.0, length / vnorm.clamp_min(1e-30))
+            x[idx] = _apply_clamp(xa + scale.view(shape) * v, clamp)
+            steps_taken[idx[~vanished]] += 1
+            dist[idx] = distance(x[idx], idx)
+            for i in idx[vanished].tolist():
+                reasons[i] = "vanishing direction"
+            done = vanished.clone()
+            if threshold is not None:
+                arrived = dist[idx] < threshold
+                for i in idx[arrived].tolist():
+                    reasons[i] = "reached"
+                done |= arrived
+            active[idx[done]] = False
+            if t % record_every == 0 or not bool(active.any()) or t == max_steps:
+                records.append(x.clone())
+                rec_steps.append(t)
+                rec_dist.append(dist.clone())
+            bar.update(1)
+    reached = torch.tensor([r == "reached" for r in reasons])
+    return _finish(model, records, rec_steps, rec_dist, steps_taken, reached, reasons)
+
+
 def horizontal_path(
     model: nn.Module,
     source: torch.Tensor,
@@ -146,7 +253,7 @@ def horizontal_path(
     clamp: Clamp = None,
     record_every: int = 1,
     rtol: float | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> PathResult:
     """Algorithm 1: horizontal paths from ``source`` towards ``target``, batched over pairs.
 
@@ -169,7 +276,7 @@ def horizontal_path(
             into the valid pixel range after every step, as the paper's experiments do.
         record_every: keep every k-th point (and the last); 1 keeps all.
         rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (off by default).
 
     Returns:
         A :class:`PathResult`; ``distances`` are distances to the target.
@@ -177,9 +284,7 @@ def horizontal_path(
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
     check_input(model, source, "source")
-    check_tensor(target, "target", min_dim=2)
-    check_same_shape(source, target, "source", "target")
-    check_finite(target, "target")
+    check_like(source, target, "source", "target")
     check_positive(step_size, "step_size")
     check_positive(max_steps, "max_steps", integer=True)
     check_positive(threshold, "threshold")
@@ -187,45 +292,26 @@ def horizontal_path(
     _check_clamp(clamp, source, "source")
     warn_if_smooth(model, "horizontal_path")
 
-    b = source.shape[0]
-    x = source.detach().clone()
-    target = target.detach().to(x.dtype)
-    dist = (target - x).flatten(1).norm(dim=1)
-    active = dist >= threshold
-    reasons = ["reached" if not a else "max_steps" for a in active.tolist()]
-    steps_taken = torch.zeros(b, dtype=torch.long)
-    records, rec_steps, rec_dist = [x.clone()], [0], [dist.clone()]
-    with eval_mode(model), tqdm(total=max_steps, disable=not progress, desc="horizontal") as bar:
-        for t in range(1, max_steps + 1):
-            idx = active.nonzero().flatten()
-            if idx.numel() == 0:
-                break
-            xa = x[idx]
-            jac, _ = _jac.jacobian_of_scores(model, xa)
-            delta = target[idx] - xa
-            v = _jac.project(jac, delta, rtol)
-            vnorm = v.flatten(1).norm(dim=1)
-            dnorm = delta.flatten(1).norm(dim=1)
-            vanished = vnorm <= VANISHING * dnorm
-            length = torch.minimum(torch.full_like(vnorm, step_size), vnorm)
-            scale = torch.where(vanished, 0.0, length / vnorm.clamp_min(1e-30))
-            shape = (-1,) + (1,) * (x.dim() - 1)
-            x[idx] = _apply_clamp(xa + scale.view(shape) * v, clamp)
-            steps_taken[idx[~vanished]] += 1
-            dist[idx] = (target[idx] - x[idx]).flatten(1).norm(dim=1)
-            for i in idx[vanished].tolist():
-                reasons[i] = "vanishing direction"
-            done = vanished | (dist[idx] < threshold)
-            for i in idx[dist[idx] < threshold].tolist():
-                reasons[i] = "reached"
-            active[idx[done]] = False
-            if t % record_every == 0 or not bool(active.any()) or t == max_steps:
-                records.append(x.clone())
-                rec_steps.append(t)
-                rec_dist.append(dist.clone())
-            bar.update(1)
-    reached = torch.tensor([r == "reached" for r in reasons])
-    return _finish(model, records, rec_steps, rec_dist, steps_taken, reached, reasons)
+    target = target.detach().to(source.dtype)
+
+    def toward_target(idx: torch.Tensor, xa: torch.Tensor, jac: torch.Tensor) -> tuple:
+        delta = target[idx] - xa
+        return _jac.project(jac, delta, rtol), delta.flatten(1).norm(dim=1)
+
+    return _walk(
+        model,
+        source,
+        toward_target,
+        lambda x, idx: (target[idx] - x).flatten(1).norm(dim=1),
+        threshold=threshold,
+        shorten=True,
+        step_size=step_size,
+        max_steps=max_steps,
+        clamp=clamp,
+        record_every=record_every,
+        progress=progress,
+        desc="horizontal",
+    )
 
 
 def across_leaves_path(
@@ -238,7 +324,7 @@ def across_leaves_path(
     clamp: Clamp = None,
     record_every: int = 1,
     rtol: float | None = None,
-    progress: bool = True,
+    progress: bool = False,
 ) -> PathResult:
     """Section 4.2: move orthogonally to the leaves along a fixed direction projected on ker G.
 
@@ -255,7 +341,7 @@ def across_leaves_path(
         clamp: ``(low, high)`` range to clamp each point into after every step, or None.
         record_every: keep every k-th point (and the last); 1 keeps all.
         rtol: relative tolerance for degenerate gradients.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (off by default).
 
     Returns:
         A :class:`PathResult`; ``distances`` are distances from the start, ``reached`` is all
@@ -264,9 +350,7 @@ def across_leaves_path(
     Introduced in the chapter "Moving across leaves".
     """
     check_input(model, start, "start")
-    check_tensor(direction, "direction", min_dim=2)
-    check_same_shape(start, direction, "start", "direction")
-    check_finite(direction, "direction")
+    check_like(start, direction, "start", "direction")
     check_positive(step_size, "step_size")
     check_positive(steps, "steps", integer=True)
     check_positive(record_every, "record_every", integer=True)
@@ -275,39 +359,27 @@ def across_leaves_path(
     if bool((direction.flatten(1).norm(dim=1) == 0).any()):
         raise ValueError("direction must be non-zero for every path")
 
-    b = start.shape[0]
-    x = start.detach().clone()
-    direction = direction.detach().to(x.dtype)
-    active = torch.ones(b, dtype=torch.bool)
-    reasons = ["max_steps"] * b
-    steps_taken = torch.zeros(b, dtype=torch.long)
-    dist = torch.zeros(b, dtype=x.dtype)
-    records, rec_steps, rec_dist = [x.clone()], [0], [dist.clone()]
-    with eval_mode(model), tqdm(total=steps, disable=not progress, desc="across leaves") as bar:
-        for t in range(1, steps + 1):
-            idx = active.nonzero().flatten()
-            if idx.numel() == 0:
-                break
-            xa = x[idx]
-            jac, _ = _jac.jacobian_of_scores(model, xa)
-            u = direction[idx] - _jac.project(jac, direction[idx], rtol)
-            unorm = u.flatten(1).norm(dim=1)
-            vanished = unorm <= VANISHING * direction[idx].flatten(1).norm(dim=1)
-            scale = torch.where(vanished, 0.0, step_size / unorm.clamp_min(1e-30))
-            shape = (-1,) + (1,) * (x.dim() - 1)
-            x[idx] = _apply_clamp(xa + scale.view(shape) * u, clamp)
-            steps_taken[idx[~vanished]] += 1
-            for i in idx[vanished].tolist():
-                reasons[i] = "vanishing direction"
-            active[idx[vanished]] = False
-            dist = (x - start).flatten(1).norm(dim=1)
-            if t % record_every == 0 or not bool(active.any()) or t == steps:
-                records.append(x.clone())
-                rec_steps.append(t)
-                rec_dist.append(dist.clone())
-            bar.update(1)
-    reached = torch.zeros(b, dtype=torch.bool)
-    return _finish(model, records, rec_steps, rec_dist, steps_taken, reached, reasons)
+    direction = direction.detach().to(start.dtype)
+    origin = start.detach()
+
+    def across_leaves(idx: torch.Tensor, xa: torch.Tensor, jac: torch.Tensor) -> tuple:
+        d = direction[idx]
+        return d - _jac.project(jac, d, rtol), d.flatten(1).norm(dim=1)
+
+    return _walk(
+        model,
+        start,
+        across_leaves,
+        lambda x, idx: (x - origin[idx]).flatten(1).norm(dim=1),
+        threshold=None,
+        shorten=False,
+        step_size=step_size,
+        max_steps=steps,
+        clamp=clamp,
+        record_every=record_every,
+        progress=progress,
+        desc="across leaves",
+    )
 
 
 def linear_interpolation(source: torch.Tensor, target: torch.Tensor, num: int = 11) -> torch.Tensor:
@@ -339,7 +411,7 @@ def off_leaf_fraction(
     step: torch.Tensor,
     *,
     rtol: float | None = None,
-    chunk: int = 64,
+    chunk: int = CHUNK,
 ) -> torch.Tensor:
     """Share of each step that lies outside the leaf's tangent space: ``||s - P s|| / ||s||``.
 
@@ -360,15 +432,9 @@ def off_leaf_fraction(
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
     check_input(model, x, "x")
-    check_tensor(step, "step", min_dim=2)
-    check_same_shape(x, step, "x", "step")
-    check_finite(step, "step")
+    check_like(x, step, "x", "step")
     check_positive(chunk, "chunk", integer=True)
-    out = []
     with eval_mode(model):
-        for xs, ss in zip(x.split(chunk), step.split(chunk), strict=True):
-            jac, _ = _jac.jacobian_of_scores(model, xs)
-            off = ss - _jac.project(jac, ss, rtol)
-            norm = ss.flatten(1).norm(dim=1)
-            out.append(off.flatten(1).norm(dim=1) / torch.where(norm > 0, norm, torch.nan))
-    return torch.cat(out)
+        off = _jac.kernel_norms(model, x, step, rtol, chunk)
+    norm = step.flatten(1).norm(dim=1)
+    return off / torch.where(norm > 0, norm, torch.nan)

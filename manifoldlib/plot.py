@@ -6,18 +6,19 @@ Introduced in the chapter "The pipeline end to end" (book/00).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .images import ToPixels
+from .images import frame_indices as _frame_indices
+from .images import to_pixel_array as _image
 from .paths import PathResult
 
 __all__ = ["ema", "path_strip", "save_gif", "show_images", "trace_curve"]
-
-ToPixels = Callable[[torch.Tensor], torch.Tensor]
 
 
 def ema(values: Sequence[float], alpha: float = 0.1) -> np.ndarray:
@@ -37,19 +38,6 @@ def ema(values: Sequence[float], alpha: float = 0.1) -> np.ndarray:
     for i, x in enumerate(v):
         out[i] = x if i == 0 else (1 - alpha) * out[i - 1] + alpha * x
     return out
-
-
-def _image(x: torch.Tensor, to_pixels: ToPixels | None) -> np.ndarray:
-    x = x.detach().cpu()
-    x = to_pixels(x) if to_pixels is not None else (x - x.min()) / (x.max() - x.min() + 1e-12)
-    x = x.clamp(0, 1)
-    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
-
-
-def _frame_indices(n_records: int, frames: int | Sequence[int]) -> list[int]:
-    if isinstance(frames, int):
-        return sorted({round(i) for i in np.linspace(0, n_records - 1, min(frames, n_records))})
-    return list(frames)
 
 
 def path_strip(
@@ -195,10 +183,10 @@ def save_gif(
     """
     from PIL import Image
 
-    idx = _frame_indices(result.points.shape[0], frames)
+    single = result.select(index)
     imgs = []
-    for r in idx:
-        a = (_image(result.points[r, index], to_pixels) * 255).round().astype(np.uint8)
+    for r in _frame_indices(single.points.shape[0], frames):
+        a = (_image(single.points[r, 0], to_pixels) * 255).round().astype(np.uint8)
         im = Image.fromarray(a)
         imgs.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST))
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0)

@@ -15,7 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_finite, check_positive, check_same_shape, check_tensor
+from ._checks import (
+    CHUNK,
+    check_finite,
+    check_input,
+    check_positive,
+    check_same_shape,
+    check_tensor,
+)
 from .geometry import local_data_lowrank
 
 __all__ = ["euclidean_lengths", "fisher_rao_distance", "metric_lengths", "prediction_path_length"]
@@ -44,7 +51,7 @@ def euclidean_lengths(points: torch.Tensor) -> torch.Tensor:
 
 
 def metric_lengths(
-    model: nn.Module, points: torch.Tensor, *, rule: str = "left", chunk: int = 256
+    model: nn.Module, points: torch.Tensor, *, rule: str = "left", chunk: int = CHUNK
 ) -> torch.Tensor:
     """G-length of each segment: ``sqrt(delta^T G(x_t, w) delta)``, ``delta = x_{t+1} - x_t``.
 
@@ -63,6 +70,8 @@ def metric_lengths(
 
     Introduced in the chapter "The leaf as a Riemannian manifold".
     """
+    check_tensor(points, "points", min_dim=3)
+    check_input(model, points[0], "points")  # model, dtype and device before the values
     _check_points(points)
     if rule not in ("left", "right", "mean"):
         raise ValueError(f"rule must be 'left', 'right' or 'mean', got {rule!r}")

@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ._checks import check_positive, eval_mode
+from ._checks import CHUNK, check_input, check_positive, eval_mode
+from ._jacobian import forward_scores
 from .data import ImageData, data_home, load_cifar10, load_mnist
-from .geometry import local_data_lowrank, trace_mc
+from .geometry import mean_trace
 from .models import build_model
 from .toy import ToyData, load_toy
 
@@ -46,7 +47,6 @@ __all__ = [
     "cached_train",
     "load_checkpoint",
     "load_data",
-    "mean_trace",
     "train",
 ]
 
@@ -185,66 +185,34 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def mean_trace(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    method: str = "exact",
-    chunk: int = 250,
-    generator: torch.Generator | None = None,
-) -> dict[str, float]:
-    """Mean of ``Tr G(x, w)`` over a batch, exactly or by Monte Carlo.
-
-    Args:
-        model: classifier returning scores ``(B, C)``.
-        x: inputs ``(B, *input_shape)``.
-        method: ``"exact"`` (C backward passes per chunk) or ``"mc"`` (one, unbiased).
-        chunk: images per pass (memory).
-        generator: random generator for the MC draws.
-
-    Returns:
-        ``trace`` (the mean), ``trace_stderr`` (its standard error: 0 for exact), and for
-        ``exact`` ``rank_min``/``rank_max`` of G over the batch.
-
-    Introduced in the chapter "Training and the trace of G".
-    """
-    if method == "exact":
-        traces, ranks = [], []
-        for xc in x.split(chunk):
-            g = local_data_lowrank(model, xc)
-            traces.append(g.trace())
-            ranks.append(g.rank())
-        t, r = torch.cat(traces), torch.cat(ranks)
-        return {
-            "trace": float(t.mean()),
-            "trace_stderr": 0.0,
-            "rank_min": int(r.min()),
-            "rank_max": int(r.max()),
-        }
-    if method == "mc":
-        est = [trace_mc(model, xc, generator=generator).values for xc in x.split(chunk)]
-        v = torch.cat(est)
-        return {"trace": float(v.mean()), "trace_stderr": float(v.std() / math.sqrt(len(v)))}
-    raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = CHUNK) -> float:
     """Fraction of ``x`` classified as ``y``.
 
+    Like every function that takes a model, it refuses inputs on another device than the
+    model's parameters (move them with ``x.to(device)``) instead of copying them silently.
+
     Args:
         model: classifier returning scores ``(B, C)``.
-        x: inputs ``(N, *input_shape)``.
-        y: labels ``(N,)``.
+        x: inputs ``(N, *input_shape)``, on the model's device.
+        y: labels ``(N,)``, on the same device.
         chunk: images per forward pass.
 
     Returns:
         The accuracy in [0, 1].
+
+    Introduced in the chapter "The pipeline end to end".
     """
-    device = next(model.parameters()).device
+    check_input(model, x)
+    check_positive(chunk, "chunk", integer=True)
+    if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],) or y.is_floating_point():
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"y must be (N,) = ({x.shape[0]},) integer labels, got {shape}")
+    if y.device != x.device:
+        raise ValueError(f"y is on {y.device} but x is on {x.device}; move them to one device")
     correct = 0
     with torch.no_grad(), eval_mode(model):
         for xc, yc in zip(x.split(chunk), y.split(chunk), strict=True):
-            correct += int((model(xc.to(device)).argmax(1) == yc.to(device)).sum())
+            correct += int((forward_scores(model, xc).argmax(1) == yc).sum())
     return correct / len(y)
 
 
@@ -312,7 +280,7 @@ def train(
     data: ImageData | ToyData | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    progress: bool = True,
+    progress: bool = False,
 ) -> TrainResult:
     """Train a model with SGD as in the paper, tracking the mean trace of G.
 
@@ -322,7 +290,7 @@ def train(
         checkpoint_dir: write ``epoch-NNN.pt`` there after every epoch and resume from the last
             one found (None: no checkpoints).
         device: where to train.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (off by default).
 
     Returns:
         A :class:`TrainResult` with the model in eval mode on ``device``.
@@ -368,10 +336,10 @@ def train(
             m = mean_trace(model, ref, method=config.trace_method, generator=trace_gen)
             history["step"].append(step)
             history["epoch"].append(step / steps_per_epoch)
-            history["trace"].append(m["trace"])
-            history["trace_stderr"].append(m["trace_stderr"])
-            history["rank_min"].append(m.get("rank_min"))
-            history["rank_max"].append(m.get("rank_max"))
+            history["trace"].append(m.mean)
+            history["trace_stderr"].append(m.mean_stderr)
+            history["rank_min"].append(m.rank_min)
+            history["rank_max"].append(m.rank_max)
             history["loss"].append(sum(losses) / len(losses) if losses else None)
             losses.clear()
 
@@ -439,7 +407,7 @@ def cached_train(
     *,
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    progress: bool = True,
+    progress: bool = False,
     epoch: int | None = None,
 ) -> TrainResult:
     """Train once, then reload: models are cached under a key of the full configuration.
@@ -452,7 +420,7 @@ def cached_train(
         config: what to train.
         cache_dir: the cache root.
         device: where to train and put the model.
-        progress: show a tqdm bar while training.
+        progress: show a tqdm bar while training (off by default).
         epoch: return the model of this epoch (default: the last).
 
     Returns:

@@ -19,7 +19,6 @@ Introduced in the chapter "An interactive explorer" (book/17).
 from __future__ import annotations
 
 import html
-import io
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -29,42 +28,13 @@ import torch
 from torch import nn
 
 from ._checks import check_model, check_positive, check_tensor
-from .paths import PathResult, across_leaves_path, horizontal_path
+from .images import ToPixels, frame_indices, image_png
+from .paths import Clamp, PathResult, across_leaves_path, horizontal_path
 
 __all__ = ["MODES", "PathExplorer", "image_png", "probability_bars_html"]
 
 #: The explorer's two modes, in the order of its toggle buttons.
 MODES = ("horizontal", "across leaves")
-
-ToPixels = Callable[[torch.Tensor], torch.Tensor]
-
-
-def image_png(x: torch.Tensor, to_pixels: ToPixels | None = None, scale: int = 4) -> bytes:
-    """One image as PNG bytes, upscaled by an integer factor (nearest neighbour).
-
-    Args:
-        x: ``(C, H, W)`` a model input (C = 1 or 3).
-        to_pixels: map to pixel values in [0, 1] (e.g. ``data.to_pixels``); default: min-max.
-        scale: integer upscaling factor.
-
-    Returns:
-        The PNG file's bytes.
-
-    Introduced in the chapter "An interactive explorer".
-    """
-    from PIL import Image
-
-    check_tensor(x, "x", min_dim=3)
-    check_positive(scale, "scale", integer=True)
-    x = x.detach().cpu().float()
-    x = to_pixels(x) if to_pixels is not None else (x - x.min()) / (x.max() - x.min() + 1e-12)
-    a = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    arr = a[0].numpy() if a.shape[0] == 1 else a.permute(1, 2, 0).numpy()
-    im = Image.fromarray(np.ascontiguousarray(arr))
-    im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    im.save(buf, format="png", optimize=True)
-    return buf.getvalue()
 
 
 def probability_bars_html(
@@ -109,10 +79,6 @@ def _labelled(text: str, widget: widgets.Widget) -> widgets.HBox:
     label = widgets.HTML(f'<span style="font-size:12px">{html.escape(text)}</span>')
     label.layout.width = "4.5em"
     return widgets.HBox([label, widget])
-
-
-def _frame_records(n_records: int, frames: int) -> list[int]:
-    return sorted({round(i) for i in np.linspace(0, n_records - 1, min(frames, n_records))})
 
 
 class _ModeView:
@@ -187,7 +153,7 @@ class PathExplorer(widgets.VBox):
         labels: torch.Tensor | None = None,
         *,
         to_pixels: ToPixels | None = None,
-        clamp: tuple | None = None,
+        clamp: Clamp = None,
         classes: Sequence[str] | None = None,
         frames: int = 12,
         steps: int = 300,
@@ -414,8 +380,8 @@ class PathExplorer(widgets.VBox):
         if not 0 <= index < result.points.shape[1]:
             raise ValueError(f"index must be in [0, {result.points.shape[1]}), got {index}")
         view = self.views[mode]
-        single = _select(result, index)
-        records = _frame_records(single.points.shape[0], self.frames)
+        single = result.select(index)
+        records = frame_indices(single.points.shape[0], self.frames)
         what = "distance to target" if mode == MODES[0] else "distance from start"
         for k, (im, cap) in enumerate(zip(view.images, view.captions, strict=True)):
             if k >= len(records):
@@ -476,19 +442,3 @@ class PathExplorer(widgets.VBox):
             "probabilities": view.result.class_probabilities[r, 0].tolist(),
             "caption": view.captions[k].value,
         }
-
-
-def _select(result: PathResult, index: int) -> PathResult:
-    """One path of a batch, as a PathResult with B = 1."""
-    sl = slice(index, index + 1)
-    return PathResult(
-        points=result.points[:, sl],
-        steps=result.steps,
-        class_probabilities=result.class_probabilities[:, sl],
-        probabilities=result.probabilities[:, sl],
-        predictions=result.predictions[:, sl],
-        distances=result.distances[:, sl],
-        steps_taken=result.steps_taken[sl],
-        reached=result.reached[sl],
-        stop_reasons=result.stop_reasons[index : index + 1],
-    )

@@ -1,4 +1,4 @@
-"""Bad input for every public geometry and path function: a clear exception, never garbage.
+"""Bad input for every public function that takes a model: a clear exception, never garbage.
 
 Property-based (hypothesis) where it fits: random shapes and dtypes must either compute
 something that satisfies the paper's properties or raise ValueError/TypeError naming the
@@ -7,6 +7,7 @@ argument, never another exception or a silently wrong result.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import pytest
@@ -23,22 +24,81 @@ def _like(x):
     return torch.ones_like(x) if isinstance(x, torch.Tensor) else x
 
 
-GEOMETRY = {
+def _labels(x):
+    """Class labels for a batch like x (one label when x has no batch axis)."""
+    n = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() > 0 else 1
+    return torch.zeros(n, dtype=torch.long)
+
+
+def _path_points(x):
+    """Two records (R = 2) of paths starting at x."""
+    return torch.stack([x, x]) if isinstance(x, torch.Tensor) else x
+
+
+#: Every public function that takes a model, called on a model and a batch x (the test
+#: ``test_the_table_lists_every_public_function_that_takes_a_model`` keeps it complete).
+TAKES_A_MODEL = {
     "logprob_jacobian": lambda m, x: ml.logprob_jacobian(m, x),
+    "score_jacobian": lambda m, x: ml.score_jacobian(m, x),
     "local_data_matrix": lambda m, x: ml.local_data_matrix(m, x),
     "local_data_lowrank": lambda m, x: ml.local_data_lowrank(m, x),
     "local_fisher_lowrank": lambda m, x: ml.local_fisher_lowrank(m, x),
     "local_fisher_matrix": lambda m, x: ml.local_fisher_matrix(m, x),
     "trace_mc": lambda m, x: ml.trace_mc(m, x),
+    "mean_trace": lambda m, x: ml.mean_trace(m, x).mean,
     "log_probabilities": lambda m, x: ml.log_probabilities(m, x),
     "tangent_basis": lambda m, x: ml.tangent_basis(m, x),
     "tangent_projection": lambda m, x: ml.tangent_projection(m, x, _like(x)),
     "kernel_projection": lambda m, x: ml.kernel_projection(m, x, _like(x)),
-    "horizontal_path": lambda m, x: ml.horizontal_path(m, x, _like(x), max_steps=2, progress=False),
-    "across_leaves_path": lambda m, x: ml.across_leaves_path(
-        m, x, _like(x), steps=2, progress=False
+    "horizontal_path": lambda m, x: ml.horizontal_path(m, x, _like(x), max_steps=2),
+    "across_leaves_path": lambda m, x: ml.across_leaves_path(m, x, _like(x), steps=2),
+    "off_leaf_fraction": lambda m, x: ml.off_leaf_fraction(m, x, _like(x)),
+    "accuracy": lambda m, x: ml.accuracy(m, x, _labels(x)),
+    "max_softmax_score": lambda m, x: ml.max_softmax_score(m, x),
+    "log_trace": lambda m, x: ml.log_trace(m, x),
+    "trace_score": lambda m, x: ml.trace_score(m, x, torch.arange(5.0)),
+    "across_leaves_noise": lambda m, x: ml.across_leaves_noise(
+        m, x, 0.5, steps=2, generator=torch.Generator().manual_seed(0)
+    ),
+    "tangent_residual": lambda m, x: ml.tangent_residual(m, x, _like(x)),
+    "leaf_projection": lambda m, x: ml.leaf_projection(m, x, _like(x), max_steps=2).points,
+    "fgsm_direction": lambda m, x: ml.fgsm_direction(m, x, _labels(x)),
+    "leaf_split": lambda m, x: ml.leaf_split(m, x, _like(x))[0].tangent,
+    "prediction_change": lambda m, x: ml.prediction_change(m, x, _like(x))[0],
+    "metric_lengths": lambda m, x: ml.metric_lengths(m, _path_points(x)),
+    "logprob_brackets": lambda m, x: ml.logprob_brackets(m, x),
+    "involutivity_residual": lambda m, x: ml.involutivity_residual(m, x),
+    "parameter_gradient_fields": lambda m, x: ml.parameter_gradient_fields(m, x),
+    "parameter_brackets": lambda m, x: ml.parameter_brackets(m, x, [((0, 0), (0, 1))]),
+    "parameter_involutivity_residual": lambda m, x: ml.parameter_involutivity_residual(
+        m, x, [((0, 0), (0, 1))]
     ),
 }
+#: Public callables whose first parameter is a model but that take no batch x.
+NO_BATCH = {
+    "PathExplorer": "a widget: its compute() runs horizontal_path/across_leaves_path",
+    "TrainResult": "a record of a training run",
+    "precision": "a context manager that casts the model",
+}
+#: Words one of which a message about a bad x must contain (the argument's name, or the cause).
+NAMES = ("x", "source", "start", "anchors", "points", "dtype", "device")
+
+
+def test_the_table_lists_every_public_function_that_takes_a_model():
+    takes = set()
+    for name in ml.__all__:
+        obj = getattr(ml, name)
+        if not callable(obj) or isinstance(obj, type(ml)):
+            continue
+        try:
+            params = list(inspect.signature(obj).parameters)
+        except (TypeError, ValueError):
+            continue
+        if params and params[0] == "model":
+            takes.add(name)
+    assert takes - set(NO_BATCH) == set(TAKES_A_MODEL)
+
+
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -61,45 +121,46 @@ BAD_X = {
 }
 
 
-@pytest.mark.parametrize("fn", GEOMETRY, ids=str)
+@pytest.mark.parametrize("fn", TAKES_A_MODEL, ids=str)
 @pytest.mark.parametrize("case", BAD_X, ids=str)
 def test_every_function_refuses_bad_x(fn, case):
     x, exc = BAD_X[case]
     with pytest.raises(exc) as err:
-        GEOMETRY[fn](small_mlp(), x)
+        TAKES_A_MODEL[fn](small_mlp(), x)
     msg = str(err.value)
-    assert any(word in msg for word in ("x", "source", "start", "dtype", "device")), msg
+    assert any(word in msg for word in NAMES), msg
 
 
-@pytest.mark.parametrize("fn", GEOMETRY, ids=str)
+@pytest.mark.parametrize("fn", TAKES_A_MODEL, ids=str)
 def test_every_function_refuses_a_one_class_model(fn):
     model = ml.MLP(5, hidden=(4,), num_classes=1).double()
     with pytest.raises(ValueError, match="C = 2"):
-        GEOMETRY[fn](model, torch.zeros(2, 5, dtype=torch.float64))
+        TAKES_A_MODEL[fn](model, torch.zeros(2, 5, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("fn", GEOMETRY, ids=str)
+@pytest.mark.parametrize("fn", TAKES_A_MODEL, ids=str)
 def test_every_function_refuses_a_model_with_wrong_output(fn):
     model = nn.Sequential(nn.Linear(5, 6), nn.Unflatten(1, (2, 3))).double()
     with pytest.raises(ValueError, match=r"\(B, C\)"):
-        GEOMETRY[fn](model, torch.zeros(2, 5, dtype=torch.float64))
+        TAKES_A_MODEL[fn](model, torch.zeros(2, 5, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("fn", GEOMETRY, ids=str)
+@pytest.mark.parametrize("fn", TAKES_A_MODEL, ids=str)
 def test_every_function_refuses_a_non_module(fn):
     with pytest.raises(TypeError, match="nn.Module"):
-        GEOMETRY[fn](lambda z: z, torch.zeros(2, 5, dtype=torch.float64))
+        TAKES_A_MODEL[fn](lambda z: z, torch.zeros(2, 5, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("fn", GEOMETRY, ids=str)
+@pytest.mark.parametrize("fn", TAKES_A_MODEL, ids=str)
 def test_training_mode_with_dropout_is_computed_in_eval_mode_and_restored(fn):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)).double()
     x = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     model.eval()
-    ref = GEOMETRY[fn](model, x) if fn != "trace_mc" else None
+    random = fn in ("trace_mc",)
+    ref = TAKES_A_MODEL[fn](model, x) if not random else None
     model.train()
-    got = GEOMETRY[fn](model, x) if fn != "trace_mc" else None
+    got = TAKES_A_MODEL[fn](model, x) if not random else None
     assert model.training, "the model's mode was not restored"
     if isinstance(ref, torch.Tensor):
         torch.testing.assert_close(got, ref)  # dropout was off: deterministic
@@ -180,7 +241,7 @@ def test_smooth_models_warn_only_where_theorem_3_1_is_relied_on():
         ml.local_data_lowrank(gelu, x)  # G is defined for any model: no warning
     for fn in ("horizontal_path", "across_leaves_path"):
         with pytest.warns(UserWarning, match="Theorem 3.1"):
-            GEOMETRY[fn](gelu, x)
+            TAKES_A_MODEL[fn](gelu, x)
 
 
 def test_precision_context_restores_float32():

@@ -4,39 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from oracles import ref_fisher, ref_G, ref_jacobian, ref_tangent_projector
 from torch import nn
-from torch.autograd.functional import jacobian
 
 import manifoldlib as ml
 
 MODELS = ["mlp", "cnn"]
-
-
-def ref_jacobian(model, x):
-    """Per-sample Jacobian of log_softmax(model(x)) by torch.autograd.functional.jacobian."""
-    rows = []
-    for xi in x:
-        rows.append(jacobian(lambda z: F.log_softmax(model(z.unsqueeze(0)), 1)[0], xi))
-    return torch.stack(rows)  # (B, C, *in)
-
-
-def ref_G(model, x):
-    jac = ref_jacobian(model, x).flatten(2)
-    p = F.softmax(model(x), 1).detach()
-    return torch.einsum("bi,bin,bim->bnm", p, jac, jac)
-
-
-def ref_tangent_projector(model, x):
-    """Dense orthogonal projector on span{grad log p_i} from the reference Jacobian (SVD)."""
-    jac = ref_jacobian(model, x).flatten(2)
-    out = []
-    for j in jac:
-        u, s, vh = torch.linalg.svd(j, full_matrices=False)
-        r = int((s > s[0] * 1e-10).sum())
-        v = vh[:r]
-        out.append(v.T @ v)
-    return torch.stack(out)
 
 
 @pytest.fixture(params=MODELS)
@@ -191,21 +164,6 @@ def test_dense_G_refused_when_too_large_names_lowrank():
     x = torch.zeros(1, 3, 224, 224)
     with pytest.raises(ValueError, match="local_data_lowrank"):
         ml.local_data_matrix(model, x)
-
-
-def ref_fisher(model, x):
-    params = [p for p in model.parameters() if p.requires_grad]
-    out = []
-    for xi in x:
-        rows = []
-        logp = F.log_softmax(model(xi.unsqueeze(0)), 1)[0]
-        for i in range(logp.shape[0]):
-            g = torch.autograd.grad(logp[i], params, retain_graph=True)
-            rows.append(torch.cat([t.flatten() for t in g]))
-        jac = torch.stack(rows)
-        p = logp.exp().detach()
-        out.append(jac.T @ torch.diag(p) @ jac)
-    return torch.stack(out)
 
 
 def test_fisher_matches_reference_and_prop_2_1(mlp, x_mlp):

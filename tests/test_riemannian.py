@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_geometry import ref_G
+from oracles import ref_G
 
 import manifoldlib as ml
 

@@ -1,0 +1,91 @@
+"""Slow, obvious float64 references that every test file checks manifoldlib against.
+
+One sample at a time, dense matrices, SVDs: nothing shared with the library's code paths.
+
+- :func:`ref_jacobian`: per-sample Jacobian of ``log_softmax(model(x))`` (autograd);
+- :func:`ref_G`, :func:`ref_fisher`: the dense local data matrix (eq. 6) and Fisher matrix
+  (eq. 5);
+- :func:`row_basis`, :func:`ref_tangent_projector`: an orthonormal basis of
+  ``D_x = span{grad log p_i}`` and the dense orthogonal projector on it, from an SVD;
+- :func:`ref_trace`: ``Tr G`` by eq. (11);
+- :func:`ref_kernel_residual`: ``||P_ker G(a) (x - a)||`` with the dense projector.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.functional import jacobian
+
+__all__ = [
+    "ref_G",
+    "ref_fisher",
+    "ref_jacobian",
+    "ref_kernel_residual",
+    "ref_tangent_projector",
+    "ref_trace",
+    "row_basis",
+]
+
+
+def ref_jacobian(model, x):
+    """``(B, C, *in)`` per-sample Jacobian of log_softmax(model(x)), by autograd."""
+    rows = []
+    for xi in x:
+        rows.append(jacobian(lambda z: F.log_softmax(model(z.unsqueeze(0)), 1)[0], xi))
+    return torch.stack(rows)
+
+
+def ref_G(model, x):
+    """``(B, n, n)`` dense ``G = sum_i p_i grad log p_i grad log p_i^T``."""
+    jac = ref_jacobian(model, x).flatten(2)
+    p = F.softmax(model(x), 1).detach()
+    return torch.einsum("bi,bin,bim->bnm", p, jac, jac)
+
+
+def ref_fisher(model, x):
+    """``(B, d, d)`` dense local Fisher matrix over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    out = []
+    for xi in x:
+        rows = []
+        logp = F.log_softmax(model(xi.unsqueeze(0)), 1)[0]
+        for i in range(logp.shape[0]):
+            g = torch.autograd.grad(logp[i], params, retain_graph=True)
+            rows.append(torch.cat([t.flatten() for t in g]))
+        jac = torch.stack(rows)
+        p = logp.exp().detach()
+        out.append(jac.T @ torch.diag(p) @ jac)
+    return torch.stack(out)
+
+
+def row_basis(rows, rtol=1e-10):
+    """``(r, n)`` orthonormal basis of the row space of ``rows`` ``(C, n)``, from an SVD."""
+    _, s, vh = torch.linalg.svd(rows, full_matrices=False)
+    return vh[: int((s > s[0] * rtol).sum())]
+
+
+def ref_tangent_projector(model, x):
+    """``(B, n, n)`` dense orthogonal projector on ``D_x``."""
+    out = []
+    for j in ref_jacobian(model, x).flatten(2):
+        v = row_basis(j)
+        out.append(v.T @ v)
+    return torch.stack(out)
+
+
+def ref_trace(model, x):
+    """``(B,)`` ``Tr G = sum_i p_i ||grad log p_i||^2`` (eq. 11)."""
+    jac = ref_jacobian(model, x).flatten(2)
+    p = F.softmax(model(x), 1).detach()
+    return (p * jac.pow(2).sum(2)).sum(1)
+
+
+def ref_kernel_residual(model, a, x):
+    """``(B,)`` ``||(I - V^T V)(x - a)||``, ``V`` a basis of ``D_a``."""
+    out = []
+    for j, ai, xi in zip(ref_jacobian(model, a).flatten(2), a, x, strict=True):
+        v = row_basis(j)
+        delta = (xi - ai).flatten()
+        out.append((delta - v.T @ (v @ delta)).norm())
+    return torch.stack(out)
