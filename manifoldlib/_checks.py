@@ -196,9 +196,11 @@ def warn_if_smooth(model: nn.Module, what: str) -> None:
     smooth = smooth_modules(model)
     if smooth:
         warnings.warn(
-            f"{what} relies on Theorem 3.1 (a piecewise-linear network), but the model has "
-            f"smooth non-linearities ({', '.join(smooth[:3])}): the distribution D_x need not "
-            "be integrable, so a path may leave the leaf it starts on.",
+            f"{what} relies on Theorem 3.1, which holds on each activation region of a "
+            f"piecewise-linear network, but the model has smooth non-linearities "
+            f"({', '.join(smooth[:3])}): D_x need not be integrable even locally, so there may "
+            "be no leaf for the path to follow. (Even for ReLU networks, leaves are pieces, "
+            "one per activation region.)",
             UserWarning,
             stacklevel=3,
         )
