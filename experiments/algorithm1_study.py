@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
-from manifoldlib.training import load_checkpoint
 from manifoldlib.algorithm1 import algorithm1_paths, logprob_columns
+from manifoldlib.training import load_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAIN_CELLS = [
@@ -160,8 +160,19 @@ class RowWriter:
 
 
 def run_design(
-    model, data, pairs, cells, *, part, writer, alpha=0.1, max_steps=5000, checkpoint="book",
-    traces=None, source=None, window_length=50.0,
+    model,
+    data,
+    pairs,
+    cells,
+    *,
+    part,
+    writer,
+    alpha=0.1,
+    max_steps=5000,
+    checkpoint="book",
+    traces=None,
+    source=None,
+    window_length=50.0,
 ):
     """Run every (pair, cell) in one batch; write one row per path as it stops."""
     meta = [(q, c) for c in cells for q in pairs]
@@ -179,7 +190,7 @@ def run_design(
         writer.write(row)
 
     def on_record(steps, dists):
-        if traces is not None and int(steps[-1]) % 500 == 0:
+        if traces is not None and int(steps[-1]) % 100 == 0:
             np.savez_compressed(traces, steps=steps.numpy(), distances=dists.numpy())
 
     res = algorithm1_paths(
@@ -197,6 +208,7 @@ def run_design(
         record_every=10,
         on_finish=on_finish,
         on_record=on_record,
+        deadline=deadline,
     )
     if traces is not None:
         np.savez_compressed(
@@ -223,9 +235,9 @@ def leak_structure(model, data, pairs, points, out: Path) -> None:
             delta = d - x
             b, c = jac.shape[:2]
             a = logprob_columns(jac, logp).to(dtype)
-            v = (a @ torch.linalg.lstsq(a, delta.reshape(b, -1, 1), driver="gels").solution).reshape(
-                delta.shape
-            )
+            v = (
+                a @ torch.linalg.lstsq(a, delta.reshape(b, -1, 1), driver="gels").solution
+            ).reshape(delta.shape)
             off_v = v - ml.tangent_projection_from_jacobian(jac, v)
             top = logp.argmax(1)
             g = jac[torch.arange(b), top]
@@ -251,7 +263,11 @@ def leak_structure(model, data, pairs, points, out: Path) -> None:
                     }
                 )
             torch.save(
-                {"off_v": off_v[:4].float(), "off_g": off_g[:4].float(), "off_r": off_r[:4].float()},
+                {
+                    "off_v": off_v[:4].float(),
+                    "off_g": off_g[:4].float(),
+                    "off_r": off_r[:4].float(),
+                },
                 out.with_name(f"leak_images_{str(dtype).replace('torch.', '')}.pt"),
             )
     with out.open("w", newline="") as f:
@@ -260,12 +276,72 @@ def leak_structure(model, data, pairs, points, out: Path) -> None:
         w.writerows(rows)
 
 
+def waypoints(model, data, pairs, writer, *, stages: int, steps: int) -> None:
+    """Non-greedy: exact horizontal paths through waypoints on the straight segment.
+
+    Stage k (1..K) runs Algorithm 1 with the exact projection towards the waypoint
+    ``s + (k / K)(d - s)`` (the last one is the target itself) from where stage k - 1 ended,
+    for at most ``steps`` steps (stall window: path length 20). Every step lies in D_x up to
+    round-off; the clamp is the only other move. One row per pair and stage.
+    """
+    src = data.test_x[[q["source_index"] for q in pairs]]
+    tgt = data.test_x[[q["target_index"] for q in pairs]]
+    d0 = (tgt - src).flatten(1).norm(dim=1)
+    x = src.clone()
+    best = d0.clone()
+    for k in range(1, stages + 1):
+        way = src + (k / stages) * (tgt - src)
+        res = algorithm1_paths(
+            model,
+            x,
+            way,
+            projection="exact",
+            rule="fixed",
+            clamp_on=True,
+            clamp=data.pixel_range,
+            max_steps=steps,
+            threshold=1.0,
+            stall_window=200,
+        )
+        x = res.final
+        dist = (tgt - x).flatten(1).norm(dim=1)
+        best = torch.minimum(best, dist)
+        for i, q in enumerate(pairs):
+            writer.write(
+                {
+                    **q,
+                    "part": f"waypoint{k}of{stages}",
+                    "projection": "exact",
+                    "rule": "fixed",
+                    "clamp": 1,
+                    "alpha": 0.1,
+                    "checkpoint": "book",
+                    "reached": int(dist[i] <= 1.0),
+                    "initial_distance": float(d0[i]),
+                    "final_distance": float(dist[i]),
+                    "min_distance": float(best[i]),
+                    "ratio_final": float(dist[i] / d0[i]),
+                    "ratio_min": float(best[i] / d0[i]),
+                    "stall_step": int(res.stall_step[i]),
+                    "steps": int(res.steps[i]),
+                    "path_length": float(res.path_length[i]),
+                    "reason": res.reasons[i],
+                    "fall_in": float(res.fall_in[i]),
+                    "fall_off": float(res.fall_off[i]),
+                    "fall_clamp": float(res.fall_clamp[i]),
+                    "off_share_late": float(res.off_share_late[i]),
+                }
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", default="main")
     ap.add_argument("--pairs", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--stages", type=int, default=5)
+    ap.add_argument("--budget-min", type=float, default=None, help="stop paths after this")
     ap.add_argument("--cells", default="full", choices=("full", "core"))
     ap.add_argument("--window-length", type=float, default=50.0)
     args = ap.parse_args()
@@ -277,56 +353,63 @@ def main() -> None:
     pairs = choose_pairs(model, data, args.pairs)
     tag = args.tag or args.part
     t0 = time.time()
-    meta = {"part": args.part, "pairs": pairs, "profile": P.name, "steps": args.steps,
-            "threads": torch.get_num_threads(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta = {
+        "part": args.part,
+        "pairs": pairs,
+        "profile": P.name,
+        "steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     if args.part == "main":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
         cells = MAIN_CELLS if args.cells == "full" else CORE_CELLS
         meta["cells"] = cells
         meta["window_length"] = args.window_length
         (RESULTS / f"algorithm1_{tag}.json").write_text(json.dumps(meta, indent=1))
-        run_design(model, data, pairs, cells, part="main", writer=writer,
-                   max_steps=args.steps, traces=RESULTS / f"algorithm1_{tag}_traces.npz",
-                   window_length=args.window_length)
+        run_design(
+            model,
+            data,
+            pairs,
+            cells,
+            part="main",
+            writer=writer,
+            max_steps=args.steps,
+            traces=RESULTS / f"algorithm1_{tag}_traces.npz",
+            window_length=args.window_length,
+        )
     elif args.part == "waypoints":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        waypoints(model, data, pairs, writer, stages=args.stages, steps=args.steps)
+    elif args.part == "leak":
         src = data.test_x[[q["source_index"] for q in pairs]]
         tgt = data.test_x[[q["target_index"] for q in pairs]]
-        x = src.clone()
-        k_max = 10
-        for k in range(1, k_max + 1):
-            way = src + (k / k_max) * (tgt - src)
-            res, _ = run_design(
-                model, data, pairs, [("exact", "fixed", 1)], part=f"waypoint{k}", writer=writer,
-                max_steps=args.steps, source=x.clone(),
-            ) if False else (None, None)
-            lo, hi = data.pixel_range
-            res = algorithm1_paths(model, x, way, projection="exact", rule="fixed", clamp_on=True,
-                                   clamp=data.pixel_range, max_steps=args.steps, threshold=1.0,
-                                   stall_window=500)
-            x = res.final
-            dist = (tgt - x).flatten(1).norm(dim=1)
-            d0 = (tgt - src).flatten(1).norm(dim=1)
-            for i, q in enumerate(pairs):
-                writer.write({**q, "part": f"waypoint{k}", "projection": "exact", "rule": "fixed",
-                              "clamp": 1, "alpha": 0.1, "checkpoint": "book",
-                              "reached": int(dist[i] <= 1.0),
-                              "initial_distance": float(d0[i]), "final_distance": float(dist[i]),
-                              "min_distance": float(res.min_distance[i]),
-                              "ratio_final": float(dist[i] / d0[i]),
-                              "ratio_min": float(res.min_distance[i] / res.initial_distance[i]),
-                              "stall_step": int(res.stall_step[i]), "steps": int(res.steps[i]),
-                              "reason": res.reasons[i], "fall_in": float(res.fall_in[i]),
-                              "fall_off": float(res.fall_off[i]),
-                              "fall_clamp": float(res.fall_clamp[i]),
-                              "off_share_late": float(res.off_share_late[i])})
-            del lo, hi
+        leak_structure(model, data, pairs, src, RESULTS / f"leak_{tag}_start.csv")
+        res = algorithm1_paths(
+            model,
+            src,
+            tgt,
+            projection="gels",
+            rule="fixed",
+            clamp_on=True,
+            clamp=data.pixel_range,
+            max_steps=args.steps,
+        )
+        meta["leak_steps"] = res.steps.tolist()
+        leak_structure(model, data, pairs, res.final, RESULTS / f"leak_{tag}_late.csv")
     elif args.part == "sweep":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
         for alpha in (0.2, 0.05):
-            run_design(model, data, pairs, [("exact", "fixed", 1), ("gels", "fixed", 1)],
-                       part="sweep", writer=writer, alpha=alpha,
-                       max_steps=int(round(args.steps * 0.1 / alpha)))
+            run_design(
+                model,
+                data,
+                pairs,
+                [("exact", "fixed", 1), ("gels", "fixed", 1)],
+                part="sweep",
+                writer=writer,
+                alpha=alpha,
+                max_steps=int(round(args.steps * 0.1 / alpha)),
+            )
     elif args.part == "checkpoints":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
         for name, cfg, ep in (
@@ -341,10 +424,16 @@ def main() -> None:
                 print(f"{name}: not available ({err})")
                 continue
             m.eval()
-            run_design(m, data, pairs, [("exact", "fixed", 1), ("gels", "fixed", 1)],
-                       part="checkpoints", writer=writer, checkpoint=name, max_steps=args.steps)
-    elif args.part == "leak":
-        import pandas as pd  # noqa: F401 - only to fail early if absent
+            run_design(
+                m,
+                data,
+                pairs,
+                [("exact", "fixed", 1), ("gels", "fixed", 1)],
+                part="checkpoints",
+                writer=writer,
+                checkpoint=name,
+                max_steps=args.steps,
+            )
 
     meta["run_time_s"] = round(time.time() - t0, 1)
     (RESULTS / f"algorithm1_{tag}.json").write_text(json.dumps(meta, indent=1))

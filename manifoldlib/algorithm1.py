@@ -28,6 +28,7 @@ Introduced in the chapter "Horizontal paths on the data leaf".
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -193,7 +194,7 @@ class Algorithm1Result:
         stall_step: ``(B,)`` step of the last new minimum for stalled paths, -1 otherwise.
         steps: ``(B,)`` steps run.
         path_length: ``(B,)`` Euclidean length travelled (clamp included).
-        reasons: ``"reached"``, ``"stalled"`` or ``"max_steps"`` per path.
+        reasons: ``"reached"``, ``"stalled"``, ``"max_steps"`` or ``"budget"`` per path.
         fall_in: ``(B,)`` summed fall of ``||d - x||^2`` due to the steps' components in D_x.
         fall_off: ``(B,)`` the same for the components outside D_x.
         fall_clamp: ``(B,)`` the same for the clamp.
@@ -244,6 +245,7 @@ def algorithm1_paths(
     record_every: int = 50,
     on_finish: Callable[[int, dict], None] | None = None,
     on_record: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    deadline: float | None = None,
 ) -> Algorithm1Result:
     """Run Algorithm 1 for ``B`` paths that may each use another variant, in one batch.
 
@@ -272,6 +274,8 @@ def algorithm1_paths(
         on_finish: called as ``on_finish(i, row)`` when path ``i`` stops (for incremental
             writing); ``row`` holds the per-path fields of :class:`Algorithm1Result`.
         on_record: called as ``on_record(record_steps, distances)`` after each record.
+        deadline: a ``time.time()`` after which the remaining paths stop (reason
+            ``"budget"``), for runs on a shared machine.
 
     Returns:
         An :class:`Algorithm1Result`.
@@ -343,6 +347,10 @@ def algorithm1_paths(
             idx = active.nonzero().flatten()
             if idx.numel() == 0:
                 break
+            if deadline is not None and time.time() > deadline:
+                for i in idx.tolist():
+                    reasons[i] = "budget"
+                break
             xa = x[idx]
             jac, logp = score_jacobian(model, xa, return_logp=True)
             delta = target[idx] - xa
@@ -380,7 +388,9 @@ def algorithm1_paths(
                     late[i].pop(0)
             done = dist[idx] <= threshold
             stalled = (
-                detector.update(idx, dist[idx], t) if detector is not None else torch.zeros_like(done)
+                detector.update(idx, dist[idx], t)
+                if detector is not None
+                else torch.zeros_like(done)
             )
             for k, i in enumerate(idx.tolist()):
                 if bool(done[k]):
