@@ -150,6 +150,7 @@ class RowWriter:
         self.t0 = time.time()
 
     def write(self, row: dict) -> None:
+        """Write one row (missing fields empty, floats to 6 digits) and flush."""
         row = {k: row.get(k, "") for k in FIELDS}
         for k, v in row.items():
             if isinstance(v, float):
@@ -173,6 +174,7 @@ def run_design(
     traces=None,
     source=None,
     window_length=50.0,
+    deadline=None,
 ):
     """Run every (pair, cell) in one batch; write one row per path as it stops."""
     meta = [(q, c) for c in cells for q in pairs]
@@ -335,6 +337,7 @@ def waypoints(model, data, pairs, writer, *, stages: int, steps: int) -> None:
 
 
 def main() -> None:
+    """Parse the command line and run one part of the study."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", default="main")
     ap.add_argument("--pairs", type=int, default=16)

@@ -369,8 +369,8 @@ def algorithm1_paths(
                 lo, hi = clamp
                 new[cm] = torch.clamp(moved[cm], min=lo, max=hi)
 
-            def f(z: torch.Tensor) -> torch.Tensor:
-                return (target[idx] - z).flatten(1).double().pow(2).sum(1)
+            def f(z: torch.Tensor, d: torch.Tensor = target[idx]) -> torch.Tensor:
+                return (d - z).flatten(1).double().pow(2).sum(1)
 
             f0, f_in, f_s, f_new = f(xa), f(xa + s_in), f(moved), f(new)
             falls[0, idx] += f0 - f_in
