@@ -380,6 +380,7 @@ def main() -> None:
             max_steps=args.steps,
             traces=RESULTS / f"algorithm1_{tag}_traces.npz",
             window_length=args.window_length,
+            deadline=None if args.budget_min is None else t0 + 60 * args.budget_min,
         )
     elif args.part == "waypoints":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
