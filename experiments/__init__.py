@@ -1,0 +1,1 @@
+"""Heavy experiments behind the book's chapters: ``python -m experiments.<name>``, results in ``results/``."""

@@ -1,0 +1,448 @@
+"""Does Algorithm 1 reach its targets? A controlled study at the paper's settings.
+
+Run: ``OMP_NUM_THREADS=1 python -m experiments.algorithm1_study [--part main] [--pairs 16]``.
+
+Parts (each writes its own files under ``experiments/results/``, one CSV row per path, written
+as soon as the path stops so that a killed run keeps what it finished):
+
+- ``main``: the factorial design on seeded pairs of test images of different classes, all
+  cells in ONE batch (one Jacobian per step for every active path): projection {exact, gels,
+  rowspace} x step rule {fixed, shortened} x clamp {on, off}, plus gelsy and dropcol at the
+  paper's rule and clamp only (in exact arithmetic both project on the same subspace D_x as
+  ``exact``: gelsy's rank-revealing QR drops the one dependent direction, dropcol removes one
+  of C dependent columns that span a (C-1)-dimensional space; so they need no factorial).
+  Rows: ``algorithm1_main.csv``; distance traces: ``algorithm1_main_traces.npz``.
+- ``waypoints``: a non-greedy method, exact projections, on the same pairs: horizontal paths
+  towards waypoints on the straight segment from source to target, then to the target.
+- ``leak``: the structure of the gels leak at points along gels paths (float32 and float64).
+- ``sweep``: step sizes 0.2, 0.1, 0.05, 0.02 (exact, fixed, clamp) on a subset of pairs.
+- ``checkpoints``: the exact algorithm on epoch 40 and on seed 1 (if cached).
+
+Settings (the paper's): step alpha = 0.1, at most 5,000 steps (Figure 4's budget), reach
+threshold 1.0 (the paper's loop runs while ``||d - x|| > 1``), images clamped to the valid
+pixel range after each step. A path also stops when it has stalled: no new distance minimum
+(by 0.1% relative) for a path length of 50 (500 steps of 0.1), longer than the initial distance
+of any pair; such a path is recorded with the step of its last minimum.
+
+Introduced in the chapter "Horizontal paths on the data leaf".
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import manifoldlib as ml
+from manifoldlib.algorithm1 import algorithm1_paths, logprob_columns
+from manifoldlib.training import load_checkpoint
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MAIN_CELLS = [
+    (p, r, c) for p in ("exact", "gels", "rowspace") for r in ("fixed", "shortened") for c in (1, 0)
+] + [("gelsy", "fixed", 1), ("dropcol", "fixed", 1)]
+#: A reduced design for a loaded machine: every projection at the paper's rule and clamp,
+#: plus one change of step rule and one of clamp for the two projections that matter most.
+CORE_CELLS = [
+    ("exact", "fixed", 1),
+    ("gels", "fixed", 1),
+    ("rowspace", "fixed", 1),
+    ("gelsy", "fixed", 1),
+    ("dropcol", "fixed", 1),
+    ("exact", "shortened", 1),
+    ("gels", "fixed", 0),
+]
+FIELDS = [
+    "part",
+    "pair",
+    "seed",
+    "source_index",
+    "target_index",
+    "source_label",
+    "target_label",
+    "source_confidence",
+    "projection",
+    "rule",
+    "clamp",
+    "alpha",
+    "checkpoint",
+    "reached",
+    "initial_distance",
+    "final_distance",
+    "min_distance",
+    "ratio_final",
+    "ratio_min",
+    "stall_step",
+    "steps",
+    "path_length",
+    "reason",
+    "fall_in",
+    "fall_off",
+    "fall_clamp",
+    "off_share_late",
+    "elapsed_s",
+]
+
+
+def load_model(config, epoch: int):
+    """The cached model of ``epoch``, without training: None if that checkpoint is missing.
+
+    ``cached_train`` trains when the last epoch is not cached yet; this study must never
+    train, so it reads the epoch's checkpoint file directly.
+    """
+    folder = ml.data_home() / "models" / f"{config.arch}-{config.key()}"
+    path = folder / f"epoch-{epoch:03d}.pt"
+    if not path.is_file():
+        return None
+    model = config.build()
+    model.load_state_dict(load_checkpoint(path, config)["model"])
+    return model.eval()
+
+
+def choose_pairs(model, data, n: int, seed: int = 13) -> list[dict]:
+    """``n`` seeded pairs (source, target) of test images of different classes.
+
+    Sources follow the paper's code: a random test image on which no class has probability
+    above 0.99; the target is a random test image of another class.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        p = torch.softmax(model(data.test_x), 1)
+    conf = p.max(1).values
+    ok = (conf <= 0.99).nonzero().flatten()
+    pairs = []
+    while len(pairs) < n:
+        s = int(ok[torch.randint(len(ok), (1,), generator=gen)])
+        t = int(torch.randint(len(data.test_x), (1,), generator=gen))
+        if int(data.test_y[s]) == int(data.test_y[t]) or any(q["source_index"] == s for q in pairs):
+            continue
+        pairs.append(
+            {
+                "pair": len(pairs),
+                "seed": seed,
+                "source_index": s,
+                "target_index": t,
+                "source_label": int(data.test_y[s]),
+                "target_label": int(data.test_y[t]),
+                "source_confidence": round(float(conf[s]), 4),
+            }
+        )
+    return pairs
+
+
+class RowWriter:
+    """Append rows to a CSV, flushing each one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        new = not path.exists()
+        self.f = path.open("a", newline="")
+        self.w = csv.DictWriter(self.f, FIELDS)
+        if new:
+            self.w.writeheader()
+        self.t0 = time.time()
+
+    def write(self, row: dict) -> None:
+        """Write one row (missing fields empty, floats to 6 digits) and flush."""
+        row = {k: row.get(k, "") for k in FIELDS}
+        for k, v in row.items():
+            if isinstance(v, float):
+                row[k] = f"{v:.6g}"
+        row["elapsed_s"] = f"{time.time() - self.t0:.0f}"
+        self.w.writerow(row)
+        self.f.flush()
+
+
+def run_design(
+    model,
+    data,
+    pairs,
+    cells,
+    *,
+    part,
+    writer,
+    alpha=0.1,
+    max_steps=5000,
+    checkpoint="book",
+    traces=None,
+    source=None,
+    window_length=50.0,
+    deadline=None,
+):
+    """Run every (pair, cell) in one batch; write one row per path as it stops."""
+    meta = [(q, c) for c in cells for q in pairs]
+    src = source if source is not None else data.test_x[[q["source_index"] for q, _ in meta]]
+    tgt = data.test_x[[q["target_index"] for q, _ in meta]]
+    window = int(round(window_length / alpha))
+
+    def on_finish(i, row):
+        q, (proj, rule, clamp) = meta[i]
+        row = {**q, **row, "part": part, "alpha": alpha, "checkpoint": checkpoint}
+        row["clamp"] = int(row["clamp"])
+        row["reached"] = int(row["reached"])
+        row["ratio_final"] = row["final_distance"] / row["initial_distance"]
+        row["ratio_min"] = row["min_distance"] / row["initial_distance"]
+        writer.write(row)
+
+    def on_record(steps, dists):
+        if traces is not None and int(steps[-1]) % 100 == 0:
+            np.savez_compressed(traces, steps=steps.numpy(), distances=dists.numpy())
+
+    res = algorithm1_paths(
+        model,
+        src,
+        tgt,
+        projection=[c[0] for _, c in meta],
+        rule=[c[1] for _, c in meta],
+        clamp_on=[bool(c[2]) for _, c in meta],
+        clamp=data.pixel_range,
+        step_size=alpha,
+        max_steps=max_steps,
+        threshold=1.0,
+        stall_window=window,
+        record_every=10,
+        on_finish=on_finish,
+        on_record=on_record,
+        deadline=deadline,
+    )
+    if traces is not None:
+        np.savez_compressed(
+            traces,
+            steps=res.record_steps.numpy(),
+            distances=res.distances.numpy(),
+            projection=np.array([c[0] for _, c in meta]),
+            rule=np.array([c[1] for _, c in meta]),
+            clamp=np.array([c[2] for _, c in meta]),
+            pair=np.array([q["pair"] for q, _ in meta]),
+        )
+    return res, meta
+
+
+def leak_structure(model, data, pairs, points, out: Path) -> None:
+    """Cosines of the off-D_x part of a gels step with two candidate directions."""
+    rows = []
+    tgt = data.test_x[[q["target_index"] for q in pairs]]
+    for dtype in (torch.float32, torch.float64):
+        with ml.precision(model, dtype):
+            x = points.to(dtype)
+            d = tgt.to(dtype)
+            jac, logp = ml.score_jacobian(model, x, return_logp=True)
+            delta = d - x
+            b, c = jac.shape[:2]
+            a = logprob_columns(jac, logp).to(dtype)
+            v = (
+                a @ torch.linalg.lstsq(a, delta.reshape(b, -1, 1), driver="gels").solution
+            ).reshape(delta.shape)
+            off_v = v - ml.tangent_projection_from_jacobian(jac, v)
+            top = logp.argmax(1)
+            g = jac[torch.arange(b), top]
+            off_g = g - ml.tangent_projection_from_jacobian(jac, g)
+            q, _ = torch.linalg.qr(jac.reshape(b, c, -1).transpose(1, 2).double())
+            r = (q @ (q.transpose(1, 2) @ delta.reshape(b, -1, 1).double())).reshape(delta.shape)
+            off_r = r.to(dtype) - ml.tangent_projection_from_jacobian(jac, r.to(dtype))
+
+            def cos(u, w):
+                u, w = u.flatten(1).double(), w.flatten(1).double()
+                return (u * w).sum(1) / (u.norm(dim=1) * w.norm(dim=1))
+
+            share = off_v.flatten(1).norm(dim=1) / v.flatten(1).norm(dim=1)
+            for i, qq in enumerate(pairs):
+                rows.append(
+                    {
+                        "pair": qq["pair"],
+                        "dtype": str(dtype).replace("torch.", ""),
+                        "off_share": float(share[i]),
+                        "cos_off_grad_top": float(cos(off_v, off_g)[i]),
+                        "cos_off_rowspace": float(cos(off_v, off_r)[i]),
+                        "top_probability": float(logp[i].exp().max()),
+                    }
+                )
+            torch.save(
+                {
+                    "off_v": off_v[:4].float(),
+                    "off_g": off_g[:4].float(),
+                    "off_r": off_r[:4].float(),
+                },
+                out.with_name(f"leak_images_{str(dtype).replace('torch.', '')}.pt"),
+            )
+    with out.open("w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def waypoints(model, data, pairs, writer, *, stages: int, steps: int) -> None:
+    """Non-greedy: exact horizontal paths through waypoints on the straight segment.
+
+    Stage k (1..K) runs Algorithm 1 with the exact projection towards the waypoint
+    ``s + (k / K)(d - s)`` (the last one is the target itself) from where stage k - 1 ended,
+    for at most ``steps`` steps (stall window: path length 20). Every step lies in D_x up to
+    round-off; the clamp is the only other move. One row per pair and stage.
+    """
+    src = data.test_x[[q["source_index"] for q in pairs]]
+    tgt = data.test_x[[q["target_index"] for q in pairs]]
+    d0 = (tgt - src).flatten(1).norm(dim=1)
+    x = src.clone()
+    best = d0.clone()
+    for k in range(1, stages + 1):
+        way = src + (k / stages) * (tgt - src)
+        res = algorithm1_paths(
+            model,
+            x,
+            way,
+            projection="exact",
+            rule="fixed",
+            clamp_on=True,
+            clamp=data.pixel_range,
+            max_steps=steps,
+            threshold=1.0,
+            stall_window=200,
+        )
+        x = res.final
+        dist = (tgt - x).flatten(1).norm(dim=1)
+        best = torch.minimum(best, dist)
+        for i, q in enumerate(pairs):
+            writer.write(
+                {
+                    **q,
+                    "part": f"waypoint{k}of{stages}",
+                    "projection": "exact",
+                    "rule": "fixed",
+                    "clamp": 1,
+                    "alpha": 0.1,
+                    "checkpoint": "book",
+                    "reached": int(dist[i] <= 1.0),
+                    "initial_distance": float(d0[i]),
+                    "final_distance": float(dist[i]),
+                    "min_distance": float(best[i]),
+                    "ratio_final": float(dist[i] / d0[i]),
+                    "ratio_min": float(best[i] / d0[i]),
+                    "stall_step": int(res.stall_step[i]),
+                    "steps": int(res.steps[i]),
+                    "path_length": float(res.path_length[i]),
+                    "reason": res.reasons[i],
+                    "fall_in": float(res.fall_in[i]),
+                    "fall_off": float(res.fall_off[i]),
+                    "fall_clamp": float(res.fall_clamp[i]),
+                    "off_share_late": float(res.off_share_late[i]),
+                }
+            )
+
+
+def main() -> None:
+    """Parse the command line and run one part of the study."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", default="main")
+    ap.add_argument("--pairs", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--stages", type=int, default=5)
+    ap.add_argument("--budget-min", type=float, default=None, help="stop paths after this")
+    ap.add_argument("--cells", default="full", choices=("full", "core"))
+    ap.add_argument("--window-length", type=float, default=50.0)
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    P = ml.current_profile()
+    data = ml.load_mnist(P.mnist_source)
+    model = load_model(P.mnist_config(), P.mnist_epoch)
+    pairs = choose_pairs(model, data, args.pairs)
+    tag = args.tag or args.part
+    t0 = time.time()
+    meta = {
+        "part": args.part,
+        "pairs": pairs,
+        "profile": P.name,
+        "steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if args.part == "main":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        cells = MAIN_CELLS if args.cells == "full" else CORE_CELLS
+        meta["cells"] = cells
+        meta["window_length"] = args.window_length
+        (RESULTS / f"algorithm1_{tag}.json").write_text(json.dumps(meta, indent=1))
+        run_design(
+            model,
+            data,
+            pairs,
+            cells,
+            part="main",
+            writer=writer,
+            max_steps=args.steps,
+            traces=RESULTS / f"algorithm1_{tag}_traces.npz",
+            window_length=args.window_length,
+            deadline=None if args.budget_min is None else t0 + 60 * args.budget_min,
+        )
+    elif args.part == "waypoints":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        waypoints(model, data, pairs, writer, stages=args.stages, steps=args.steps)
+    elif args.part == "leak":
+        src = data.test_x[[q["source_index"] for q in pairs]]
+        tgt = data.test_x[[q["target_index"] for q in pairs]]
+        leak_structure(model, data, pairs, src, RESULTS / f"leak_{tag}_start.csv")
+        res = algorithm1_paths(
+            model,
+            src,
+            tgt,
+            projection="gels",
+            rule="fixed",
+            clamp_on=True,
+            clamp=data.pixel_range,
+            max_steps=args.steps,
+        )
+        meta["leak_steps"] = res.steps.tolist()
+        leak_structure(model, data, pairs, res.final, RESULTS / f"leak_{tag}_late.csv")
+    elif args.part == "sweep":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        for alpha in (0.2, 0.05):
+            run_design(
+                model,
+                data,
+                pairs,
+                [("exact", "fixed", 1), ("gels", "fixed", 1)],
+                part="sweep",
+                writer=writer,
+                alpha=alpha,
+                max_steps=int(round(args.steps * 0.1 / alpha)),
+            )
+    elif args.part == "checkpoints":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        for name, cfg, ep in (
+            ("epoch40", P.mnist_config(), 40),
+            ("seed1", dataclasses.replace(P.mnist_config(), seed=1), P.mnist_epoch),
+        ):
+            try:
+                m = ml.cached_train(cfg, epoch=ep, progress=False, train=False).model
+            except TypeError:
+                m = ml.cached_train(cfg, epoch=ep, progress=False).model
+            except Exception as err:  # noqa: BLE001 - a missing checkpoint is reported, not fatal
+                print(f"{name}: not available ({err})")
+                continue
+            m.eval()
+            run_design(
+                m,
+                data,
+                pairs,
+                [("exact", "fixed", 1), ("gels", "fixed", 1)],
+                part="checkpoints",
+                writer=writer,
+                checkpoint=name,
+                max_steps=args.steps,
+            )
+
+    meta["run_time_s"] = round(time.time() - t0, 1)
+    (RESULTS / f"algorithm1_{tag}.json").write_text(json.dumps(meta, indent=1))
+    print(f"{args.part}: {meta['run_time_s']} s")
+
+
+if __name__ == "__main__":
+    main()
