@@ -171,7 +171,7 @@ class DenoisingAutoencoder(nn.Module):
         bottleneck: width of the code.
     """
 
-    def __init__(self, n: int = 784, hidden: int = 512, bottleneck: int = 64) -> None:
+    def __init__(self, n: int = 784, hidden: int = 256, bottleneck: int = 64) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(n, hidden),
