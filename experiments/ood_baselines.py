@@ -1,14 +1,13 @@
 """OOD detection: the leaf distance against standard baselines and controls, over training seeds.
 
 Run: ``OMP_NUM_THREADS=1 python -m experiments.ood_baselines [seed ...]`` (default seeds 0 1 2).
-Uses only models already in the cache (``cached_train`` of the book's MNIST configuration with
-``seed`` replaced, checkpoint of the book's epoch); a seed whose model is missing is skipped
-with a message, never trained here.
+Uses only models already in the cache (see :func:`load_cached_model`); a seed whose model is
+missing is skipped with a message, never trained here.
 
-Writes ``experiments/results/ood_baselines.csv``: one row per (seed, OOD set, score) with
+Writes ``experiments/results/ood_baselines-seed<s>.csv`` per seed and merges all of them into
+``experiments/results/ood_baselines.csv``: one row per (seed, OOD set, score) with
 the AUROC, FPR at 95% TPR and DeLong's paired test of the leaf distance r1 against that score
-(difference r1 - score, its standard error and two-sided p-value). Existing rows of the seeds
-run are replaced, others kept.
+(difference r1 - score, its standard error and two-sided p-value).
 
 Sets (all offline; the same images as the chapter for seed 0): 200 test digits in
 distribution; 100 images per OOD set: the noise leaf
@@ -40,25 +39,21 @@ FIELDS = ["seed", "set", "score", "auroc", "fpr95", "diff_vs_r1", "se_vs_r1", "p
 
 
 def load_cached_model(seed: int):
-    """The book model with ``seed`` replaced, from the cache only (None if not there yet).
+    """The book's model (seed 0) or one trained like it with another seed, from the cache only.
 
-    Reads the checkpoint of the book's epoch directly: the same weights as
-    ``cached_train(config, epoch=P.mnist_epoch)``, available as soon as that epoch is written
-    (``cached_train`` would start training while the last epoch is missing).
+    Seed 0 is ``cached_train(P.mnist_config(), epoch=P.mnist_epoch)``; other seeds are
+    ``dataclasses.replace(P.mnist_config(), seed=seed, epochs=P.mnist_epoch)`` (the same
+    recipe, trained only to the epoch the chapters use). Returns None while the wanted
+    checkpoint is missing (this script never trains).
     """
     P = ml.current_profile()
-    config = dataclasses.replace(P.mnist_config(), seed=seed)
-    path = (
-        ml.data_home()
-        / "models"
-        / f"{config.arch}-{config.key()}"
-        / f"epoch-{P.mnist_epoch:03d}.pt"
-    )
-    if not path.is_file():
+    config = P.mnist_config()
+    if seed != 0:
+        config = dataclasses.replace(config, seed=seed, epochs=P.mnist_epoch)
+    folder = ml.data_home() / "models" / f"{config.arch}-{config.key()}"
+    if not (folder / f"epoch-{config.epochs:03d}.pt").is_file():
         return None
-    model = config.build()
-    model.load_state_dict(ml.load_checkpoint(path, config)["model"])
-    return model.eval()
+    return ml.cached_train(config, epoch=P.mnist_epoch, progress=False).model
 
 
 def cifar_grey(count: int, data) -> torch.Tensor | None:
@@ -163,22 +158,25 @@ def run_seed(seed: int, data) -> list[dict]:
 
 
 def main(seeds: list[int]) -> None:
-    """Run the seeds and merge their rows into the results file."""
+    """Run the seeds, one results file each, then merge every seed's file into one table."""
     data = ml.load_mnist(ml.current_profile().mnist_source)
-    old = []
-    if RESULTS.is_file():
-        with RESULTS.open() as f:
-            old = [r for r in csv.DictReader(f) if int(r["seed"]) not in seeds]
-    new = [row for s in seeds for row in run_seed(s, data)]
-    done = {r["seed"] for r in new}
-    old = [r for r in old if r["seed"] not in done]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        rows = run_seed(seed, data)
+        if rows:
+            with (RESULTS.parent / f"ood_baselines-seed{seed}.csv").open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+    merged = []
+    for path in sorted(RESULTS.parent.glob("ood_baselines-seed*.csv")):
+        with path.open() as f:
+            merged.extend(csv.DictReader(f))
     with RESULTS.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
-        for r in sorted(old + new, key=lambda r: int(r["seed"])):
-            writer.writerow(r)
-    print(f"wrote {RESULTS} ({len(old) + len(new)} rows)")
+        writer.writerows(merged)
+    print(f"wrote {RESULTS} ({len(merged)} rows)")
 
 
 if __name__ == "__main__":
