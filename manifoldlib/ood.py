@@ -1,0 +1,598 @@
+"""Out-of-distribution baselines, metrics and controls for the leaf distance.
+
+The chapter on OOD detection compares the paper's proposal (the distance from the data leaf,
+:func:`manifoldlib.tangent_residual`) with the standard scores of the literature, measured
+the same way:
+
+- output-based scores: :func:`energy_score` (Liu et al., 2020) and :func:`gradnorm_score`
+  (Huang et al., 2021), beside :func:`manifoldlib.max_softmax_score` (Hendrycks & Gimpel,
+  2017);
+- feature-based scores on the penultimate layer (:func:`penultimate_features`, read with a
+  forward hook): :func:`mahalanobis_score` with class means and a shared covariance
+  (:func:`fit_class_gaussians`, Lee et al., 2018) and :func:`knn_feature_score` on
+  normalised features (Sun et al., 2022);
+- metrics: :func:`fpr_at_tpr` (FPR at 95% TPR) and DeLong's paired test of two AUROCs on the
+  same inputs (:func:`delong_covariance`, :func:`delong_test`; DeLong et al., 1988, with the
+  midrank algorithm of Sun & Xu, 2014);
+- controls that replace the distribution ``D_x`` by another 9-dimensional subspace:
+  :func:`subspace_residual` with :func:`random_subspace_basis` or :func:`local_pca_basis`,
+  and :func:`matched_isotropic_noise`, isotropic noise with the same norm after clipping as
+  a given displacement.
+
+Convention for every OOD score: **larger means more out-of-distribution**.
+
+Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from torch import nn
+
+from ._checks import (
+    check_finite,
+    check_model,
+    check_positive,
+    check_same_shape,
+    check_tensor,
+    eval_mode,
+)
+
+__all__ = [
+    "ClassGaussians",
+    "DelongResult",
+    "delong_covariance",
+    "delong_test",
+    "energy_score",
+    "fit_class_gaussians",
+    "fpr_at_tpr",
+    "gradnorm_score",
+    "knn_feature_score",
+    "local_pca_basis",
+    "mahalanobis_score",
+    "matched_isotropic_noise",
+    "penultimate_features",
+    "random_subspace_basis",
+    "subspace_residual",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Model outputs and features
+# --------------------------------------------------------------------------------------------
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    if last is None:
+        raise ValueError("the model has no nn.Linear layer: pass the layer to hook explicitly")
+    return last
+
+
+def _forward_with_features(
+    model: nn.Module, x: torch.Tensor, layer: nn.Module | None, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores ``(B, C)`` and the input of ``layer`` ``(B, D)`` (default: the last Linear)."""
+    check_model(model)
+    check_tensor(x, "x", min_dim=2)
+    check_finite(x, "x")
+    check_positive(chunk, "chunk", integer=True)
+    layer = _last_linear(model) if layer is None else layer
+    seen: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        seen.append(inputs[0].detach().flatten(1))
+
+    handle = layer.register_forward_pre_hook(hook)
+    try:
+        with torch.no_grad(), eval_mode(model):
+            scores = torch.cat([model(c) for c in x.split(chunk)])
+    finally:
+        handle.remove()
+    return scores, torch.cat(seen)
+
+
+def penultimate_features(
+    model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = None, chunk: int = 512
+) -> torch.Tensor:
+    """The input of the model's last linear layer (its penultimate features), by a forward hook.
+
+    For :class:`manifoldlib.models.MnistCNN` these are the 128 ReLU outputs of the first fully
+    connected layer. The model is not changed: a forward pre-hook on ``layer`` records its
+    input and is removed afterwards.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        layer: the module whose input to record (default: the last ``nn.Linear``).
+        chunk: inputs per forward pass.
+
+    Returns:
+        ``(B, D)`` features.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    return _forward_with_features(model, x, layer, chunk)[1]
+
+
+def energy_score(
+    model: nn.Module, x: torch.Tensor, *, temperature: float = 1.0, chunk: int = 512
+) -> torch.Tensor:
+    """The energy score of Liu et al. (2020): ``E(x) = -T logsumexp(f(x) / T)``.
+
+    ``f`` are the model's scores (logits); in-distribution inputs have lower energy, so the
+    energy itself is the OOD score. Unlike the MSP it does not saturate at 1.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        temperature: ``T > 0``.
+        chunk: inputs per forward pass.
+
+    Returns:
+        ``(B,)`` energies (larger = more out-of-distribution).
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_positive(temperature, "temperature")
+    scores, _ = _forward_with_features(model, x, None, chunk)
+    return -temperature * torch.logsumexp(scores / temperature, dim=1)
+
+
+def gradnorm_score(
+    model: nn.Module, x: torch.Tensor, *, temperature: float = 1.0, chunk: int = 512
+) -> torch.Tensor:
+    """GradNorm (Huang et al., 2021), negated so that larger means out-of-distribution.
+
+    GradNorm is the L1 norm of the gradient, with respect to the weights ``W`` of the last
+    linear layer, of the KL divergence between the uniform distribution ``u`` and the softmax
+    ``p = softmax(f / T)``. With ``h`` the input of that layer, the gradient is
+    ``(p - u) h^T / T``, a rank-one matrix whose L1 norm is ``||p - u||_1 ||h||_1 / T``: no
+    backward pass is needed (the tests check the closed form against autograd). In-distribution
+    inputs have larger gradients, so the score is ``-||p - u||_1 ||h||_1 / T``.
+
+    Args:
+        model: classifier whose last layer is an ``nn.Linear`` returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        temperature: ``T > 0``.
+        chunk: inputs per forward pass.
+
+    Returns:
+        ``(B,)`` scores (larger = more out-of-distribution).
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_positive(temperature, "temperature")
+    scores, h = _forward_with_features(model, x, None, chunk)
+    p = torch.softmax(scores.double() / temperature, dim=1)
+    u = 1.0 / p.shape[1]
+    norm = (p - u).abs().sum(1) * h.double().abs().sum(1) / temperature
+    return (-norm).to(x.dtype)
+
+
+@dataclass
+class ClassGaussians:
+    """Class-conditional Gaussians with a shared covariance, fitted to features.
+
+    Attributes:
+        means: ``(C, D)`` class means.
+        precision: ``(D, D)`` inverse of the shared (pooled, within-class) covariance.
+    """
+
+    means: torch.Tensor
+    precision: torch.Tensor
+
+
+def fit_class_gaussians(
+    features: torch.Tensor, labels: torch.Tensor, *, ridge: float = 1e-6
+) -> ClassGaussians:
+    """Fit class means and one shared covariance to features (Lee et al., 2018).
+
+    The covariance is the pooled within-class covariance ``(1/N) sum_i (f_i - mu_{y_i})
+    (f_i - mu_{y_i})^T``, plus ``ridge`` times its mean diagonal on the diagonal (ReLU features
+    can have dead units, which would make it singular); inverted in float64.
+
+    Args:
+        features: ``(N, D)`` training features.
+        labels: ``(N,)`` integer labels ``0..C-1``; every class must occur.
+        ridge: relative regularisation of the covariance.
+
+    Returns:
+        A :class:`ClassGaussians`.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_tensor(features, "features", min_dim=2)
+    if features.dim() != 2 or labels.shape != features.shape[:1]:
+        raise ValueError(
+            f"features must be (N, D) and labels (N,), got {tuple(features.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    f = features.double()
+    classes = int(labels.max()) + 1
+    counts = torch.bincount(labels.long(), minlength=classes)
+    if (counts == 0).any():
+        raise ValueError(f"every class 0..{classes - 1} needs at least one example")
+    means = torch.zeros(classes, f.shape[1], dtype=torch.float64).index_add_(0, labels.long(), f)
+    means /= counts[:, None]
+    centred = f - means[labels.long()]
+    cov = centred.T @ centred / f.shape[0]
+    cov += ridge * cov.diagonal().mean().clamp_min(1e-30) * torch.eye(f.shape[1], dtype=f.dtype)
+    return ClassGaussians(means=means, precision=torch.linalg.inv(cov))
+
+
+def mahalanobis_score(features: torch.Tensor, fit: ClassGaussians) -> torch.Tensor:
+    """Squared Mahalanobis distance to the closest class mean (Lee et al., 2018).
+
+    ``min_c (f - mu_c)^T Sigma^{-1} (f - mu_c)``, without the input preprocessing and layer
+    ensemble of the original paper.
+
+    Args:
+        features: ``(B, D)`` features (e.g. :func:`penultimate_features`).
+        fit: class means and shared precision from :func:`fit_class_gaussians`.
+
+    Returns:
+        ``(B,)`` distances (larger = more out-of-distribution).
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_tensor(features, "features", min_dim=2)
+    diff = features.double()[:, None, :] - fit.means[None]  # (B, C, D)
+    d2 = torch.einsum("bcd,de,bce->bc", diff, fit.precision, diff)
+    return d2.min(dim=1).values.to(features.dtype)
+
+
+def knn_feature_score(
+    features: torch.Tensor, bank: torch.Tensor, *, k: int = 10, chunk: int = 1024
+) -> torch.Tensor:
+    """Deep k-nearest-neighbour score (Sun et al., 2022) on L2-normalised features.
+
+    Both the queries and the bank (training features) are scaled to unit norm; the score is
+    the Euclidean distance to the ``k``-th nearest bank feature.
+
+    Args:
+        features: ``(B, D)`` query features.
+        bank: ``(N, D)`` training features, ``N >= k``.
+        k: which neighbour.
+        chunk: queries per distance matrix.
+
+    Returns:
+        ``(B,)`` distances in ``[0, 2]`` (larger = more out-of-distribution).
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_tensor(features, "features", min_dim=2)
+    check_tensor(bank, "bank", min_dim=2)
+    check_positive(k, "k", integer=True)
+    if k > bank.shape[0]:
+        raise ValueError(f"k = {k} exceeds the bank size {bank.shape[0]}")
+    b = torch.nn.functional.normalize(bank.double(), dim=1)
+    out = []
+    for q in torch.nn.functional.normalize(features.double(), dim=1).split(chunk):
+        d2 = (2 - 2 * q @ b.T).clamp_min(0)
+        out.append(d2.kthvalue(k, dim=1).values.sqrt())
+    return torch.cat(out).to(features.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------
+
+
+def _scores_1d(values: object, name: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().double().numpy()
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty one-dimensional set of scores")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite scores")
+    return arr
+
+
+def fpr_at_tpr(scores_in: object, scores_out: object, tpr: float = 0.95) -> float:
+    """False-positive rate at a given true-positive rate ("FPR95" for ``tpr = 0.95``).
+
+    As in the OOD literature (Liang et al., 2018; Liu et al., 2020), in-distribution inputs are
+    the positives: the threshold ``t`` is the smallest score with at least ``tpr`` of the
+    in-distribution scores ``<= t`` (accepted), and the FPR is the share of OOD inputs that are
+    accepted too, ``P(S_out <= t)``. 0 is perfect, ``1 - tpr`` is about chance.
+
+    Args:
+        scores_in: ``(n,)`` in-distribution scores.
+        scores_out: ``(m,)`` out-of-distribution scores.
+        tpr: the share of in-distribution inputs to accept, in ``(0, 1]``.
+
+    Returns:
+        The FPR in ``[0, 1]``.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    s_in, s_out = _scores_1d(scores_in, "scores_in"), _scores_1d(scores_out, "scores_out")
+    if not 0 < tpr <= 1:
+        raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
+    threshold = np.sort(s_in)[math.ceil(tpr * s_in.size - 1e-9) - 1]
+    return float((s_out <= threshold).mean())
+
+
+def delong_covariance(scores_in: object, scores_out: object) -> tuple[np.ndarray, np.ndarray]:
+    """AUROCs of several scores on the same inputs and DeLong's covariance of the estimates.
+
+    DeLong, DeLong & Clarke-Pearson (1988), computed with midranks as in Sun & Xu (2014):
+    with ``m`` OOD (positive) and ``n`` in-distribution inputs and, for score ``r``, the
+    midranks ``T_z`` in the pooled sample, ``T_x`` among the OOD scores and ``T_y`` among the
+    in scores, the placements are ``V10_j = (T_z,j - T_x,j) / n`` (share of in scores below OOD
+    score ``j``, ties 1/2) and ``V01_i = 1 - (T_z,i - T_y,i) / m``. The AUROC is the mean of
+    ``V10``, and ``Cov(AUC_r, AUC_s) = S10_rs / m + S01_rs / n`` with ``S10``, ``S01`` the
+    sample covariances of the placements. ``O(K (n + m) log(n + m))``.
+
+    Args:
+        scores_in: ``(K, n)`` (or ``(n,)``) in-distribution scores, the same ``n`` inputs for
+            every score, ``n >= 2``.
+        scores_out: ``(K, m)`` (or ``(m,)``) OOD scores, ``m >= 2``.
+
+    Returns:
+        ``aurocs`` ``(K,)`` and their covariance ``(K, K)``.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    s_in = np.atleast_2d(_as_matrix(scores_in, "scores_in"))
+    s_out = np.atleast_2d(_as_matrix(scores_out, "scores_out"))
+    if s_in.shape[0] != s_out.shape[0]:
+        raise ValueError(f"as many scores in as out: {s_in.shape[0]} and {s_out.shape[0]}")
+    n, m = s_in.shape[1], s_out.shape[1]
+    if n < 2 or m < 2:
+        raise ValueError("DeLong's covariance needs at least 2 scores on each side")
+    pooled = np.concatenate([s_out, s_in], axis=1)
+    tz = rankdata(pooled, axis=1)
+    tx = rankdata(s_out, axis=1)
+    ty = rankdata(s_in, axis=1)
+    v10 = (tz[:, :m] - tx) / n
+    v01 = 1.0 - (tz[:, m:] - ty) / m
+    aurocs = v10.mean(axis=1)
+    cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+    return aurocs, cov
+
+
+def _as_matrix(values: object, name: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().double().numpy()
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim not in (1, 2) or arr.size == 0:
+        raise ValueError(f"{name} must be (n,) or (K, n), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite scores")
+    return arr
+
+
+@dataclass
+class DelongResult:
+    """DeLong's paired test of two AUROCs measured on the same inputs.
+
+    Attributes:
+        auroc_a: AUROC of the first score.
+        auroc_b: AUROC of the second score.
+        difference: ``auroc_a - auroc_b``.
+        std_error: standard error of the difference.
+        z: ``difference / std_error`` (0 when both are 0).
+        p_value: two-sided p-value of "the two AUROCs are equal" (normal approximation).
+    """
+
+    auroc_a: float
+    auroc_b: float
+    difference: float
+    std_error: float
+    z: float
+    p_value: float
+
+
+def delong_test(in_a: object, out_a: object, in_b: object, out_b: object) -> DelongResult:
+    """Paired DeLong test: do two scores of the same inputs have the same AUROC?
+
+    ``var(AUC_a - AUC_b) = var_a + var_b - 2 cov_ab`` from :func:`delong_covariance`; the two
+    scores must be computed on the same inputs, in the same order. When the standard error is
+    0 (e.g. both scores separate perfectly), ``z = 0`` and ``p = 1`` if the AUROCs are equal,
+    ``p = 0`` otherwise.
+
+    Args:
+        in_a: ``(n,)`` in-distribution scores of the first method.
+        out_a: ``(m,)`` OOD scores of the first method.
+        in_b: ``(n,)`` in-distribution scores of the second method, same inputs.
+        out_b: ``(m,)`` OOD scores of the second method, same inputs.
+
+    Returns:
+        A :class:`DelongResult`.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    a_in, b_in = _scores_1d(in_a, "in_a"), _scores_1d(in_b, "in_b")
+    a_out, b_out = _scores_1d(out_a, "out_a"), _scores_1d(out_b, "out_b")
+    if a_in.size != b_in.size or a_out.size != b_out.size:
+        raise ValueError("a paired test needs both scores on the same inputs (equal sizes)")
+    aucs, cov = delong_covariance(np.stack([a_in, b_in]), np.stack([a_out, b_out]))
+    diff = float(aucs[0] - aucs[1])
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    se = math.sqrt(max(var, 0.0))
+    if se < 1e-12:
+        z, p = 0.0, (1.0 if abs(diff) < 1e-12 else 0.0)
+    else:
+        z = diff / se
+        p = 2 * (1 - NormalDist().cdf(abs(z)))
+    return DelongResult(float(aucs[0]), float(aucs[1]), diff, se, z, p)
+
+
+# --------------------------------------------------------------------------------------------
+# Controls: other subspaces than D_x, isotropic noise of matched norm
+# --------------------------------------------------------------------------------------------
+
+
+def subspace_residual(anchors: torch.Tensor, x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Distance from ``x`` to the affine plane ``a + span(basis)``: ``||(I - Q Q^T)(x - a)||``.
+
+    With ``Q`` an orthonormal basis of ``D_a`` this is :func:`manifoldlib.tangent_residual`;
+    with another subspace of the same dimension it is a control for it.
+
+    Args:
+        anchors: ``(B, *input_shape)`` points ``a``.
+        x: ``(B, *input_shape)`` queries.
+        basis: ``(B, n, k)`` or ``(n, k)`` orthonormal columns, ``n`` the number of pixels.
+
+    Returns:
+        ``(B,)`` distances.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_tensor(anchors, "anchors", min_dim=2)
+    check_tensor(x, "x", min_dim=2)
+    check_same_shape(anchors, x, "anchors", "x")
+    delta = (x - anchors).flatten(1).double()
+    q = basis.double()
+    if q.dim() == 2:
+        q = q.expand(delta.shape[0], -1, -1)
+    if q.dim() != 3 or q.shape[:2] != (delta.shape[0], delta.shape[1]):
+        raise ValueError(
+            f"basis must be ({delta.shape[0]}, {delta.shape[1]}, k) or ({delta.shape[1]}, k), "
+            f"got {tuple(basis.shape)}"
+        )
+    coords = torch.einsum("bnk,bn->bk", q, delta)
+    residual = delta - torch.einsum("bnk,bk->bn", q, coords)
+    return residual.norm(dim=1).to(x.dtype)
+
+
+def random_subspace_basis(
+    batch: int, n: int, k: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Orthonormal bases of ``batch`` independent uniformly random ``k``-dimensional subspaces.
+
+    QR of Gaussian ``(n, k)`` matrices (with the signs of ``R``'s diagonal fixed, the
+    subspace is Haar-distributed).
+
+    Args:
+        batch: number of subspaces.
+        n: ambient dimension.
+        k: subspace dimension, ``k <= n``.
+        generator: random generator.
+
+    Returns:
+        ``(batch, n, k)`` float64 orthonormal columns.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    for value, name in ((batch, "batch"), (n, "n"), (k, "k")):
+        check_positive(value, name, integer=True)
+    if k > n:
+        raise ValueError(f"k = {k} exceeds n = {n}")
+    g = torch.randn(batch, n, k, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(g)
+    return q * torch.sign(torch.diagonal(r, dim1=1, dim2=2)).unsqueeze(1)
+
+
+def local_pca_basis(
+    anchors: torch.Tensor, bank: torch.Tensor, *, neighbours: int = 30, k: int = 9
+) -> torch.Tensor:
+    """Tangent plane of the data estimated from the data alone: local PCA around each anchor.
+
+    The ``neighbours`` bank images nearest to the anchor ``a`` (itself excluded when it is in
+    the bank) give the directions ``b_j - a``; their top ``k`` right singular vectors span
+    the plane through ``a`` that best fits the neighbourhood, a model-free counterpart of
+    ``D_a``.
+
+    Args:
+        anchors: ``(B, *input_shape)``.
+        bank: ``(N, *input_shape)`` training images, ``N > neighbours``.
+        neighbours: how many nearest bank images to use, ``>= k``.
+        k: dimension of the plane.
+
+    Returns:
+        ``(B, n, k)`` float64 orthonormal columns.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_tensor(anchors, "anchors", min_dim=2)
+    check_tensor(bank, "bank", min_dim=2)
+    check_positive(neighbours, "neighbours", integer=True)
+    check_positive(k, "k", integer=True)
+    if k > neighbours or neighbours >= bank.shape[0]:
+        raise ValueError(f"need k <= neighbours < N, got k={k}, neighbours={neighbours}")
+    a = anchors.flatten(1).double()
+    b = bank.flatten(1).double()
+    d2 = a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b.pow(2).sum(1)
+    d2 = torch.where(d2 <= 1e-12 * b.pow(2).sum(1).max(), torch.inf, d2)  # the anchor itself
+    idx = d2.topk(neighbours, dim=1, largest=False).indices  # (B, neighbours)
+    diffs = b[idx] - a[:, None, :]  # (B, neighbours, n)
+    _, _, vh = torch.linalg.svd(diffs, full_matrices=False)
+    return vh[:, :k, :].transpose(1, 2).contiguous()
+
+
+def matched_isotropic_noise(
+    x: torch.Tensor,
+    norms: torch.Tensor,
+    *,
+    clamp: tuple[torch.Tensor | float, torch.Tensor | float] | None = None,
+    generator: torch.Generator | None = None,
+    iterations: int = 60,
+) -> torch.Tensor:
+    """Isotropic noise whose displacement has a given norm **after** clipping.
+
+    For each image a uniformly random direction ``e`` (unit norm) is drawn and the scale ``s``
+    is found by bisection so that ``||clip(x + s e) - x|| = norm`` (the left side grows with
+    ``s``, so bisection converges). Clipping removes part of the energy of naive noise; this
+    matches it to, e.g., the displacement of a path across leaves, which is clipped too.
+    Where the norm cannot be reached (every pixel saturated), the largest reachable one is
+    used.
+
+    Args:
+        x: ``(B, *input_shape)`` clean images.
+        norms: ``(B,)`` target norms of ``clip(x + s e) - x``.
+        clamp: ``(low, high)`` pixel range (numbers or tensors broadcastable to ``x``), or None.
+        generator: random generator for the directions.
+        iterations: bisection steps.
+
+    Returns:
+        ``(B, *input_shape)`` noisy images.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_tensor(x, "x", min_dim=2)
+    check_finite(x, "x")
+    norms = torch.as_tensor(norms, dtype=torch.float64).flatten()
+    if norms.shape[0] != x.shape[0] or (norms < 0).any():
+        raise ValueError("norms must hold one non-negative norm per image")
+    xd = x.double()
+    e = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    e = e / e.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+    shape = (-1, *([1] * (x.dim() - 1)))
+
+    def moved(s: torch.Tensor) -> torch.Tensor:
+        y = xd + s.view(shape) * e
+        if clamp is not None:
+            lo, hi = (torch.as_tensor(c, dtype=torch.float64) for c in clamp)
+            y = torch.maximum(torch.minimum(y, hi), lo)
+        return y
+
+    def size(s: torch.Tensor) -> torch.Tensor:
+        return (moved(s) - xd).flatten(1).norm(dim=1)
+
+    low = torch.zeros_like(norms)
+    high = norms.clone()
+    for _ in range(40):  # grow the upper end until it reaches the target (or saturates)
+        short = size(high) < norms
+        if not short.any():
+            break
+        high = torch.where(short, 2 * high, high)
+    for _ in range(iterations):
+        mid = (low + high) / 2
+        below = size(mid) < norms
+        low, high = torch.where(below, mid, low), torch.where(below, high, mid)
+    return moved(high).to(x.dtype)
