@@ -71,6 +71,10 @@ PAPER = Sizes(
 def load_mnist_model(weights: str = "auto") -> tuple[torch.nn.Module, str]:
     """The paper's MNIST CNN: the shared cached checkpoint if present, else random but seeded.
 
+    Loads the checkpoint of the book's epoch straight from ``training``'s cache when that
+    epoch is there (even while a training run is still writing later epochs), without
+    training anything; ``"cached"`` trains it if it is missing.
+
     Args:
         weights: ``"auto"`` (cached if present), ``"cached"`` (train it if missing) or
             ``"random"``.
@@ -80,23 +84,30 @@ def load_mnist_model(weights: str = "auto") -> tuple[torch.nn.Module, str]:
     """
     P = ml.current_profile()
     cfg = P.mnist_config()
-    if weights == "cached" or (weights == "auto" and _is_cached(cfg)):
-        model = ml.cached_train(cfg, epoch=P.mnist_epoch, progress=False).model
-        return model.eval(), f"shared cached model, epoch {P.mnist_epoch} (profile {P.name})"
+    path = checkpoint_path(cfg, P.mnist_epoch)
+    desc = f"shared cached model, epoch {P.mnist_epoch} (profile {P.name})"
+    if weights != "random" and path.is_file():
+        model = cfg.build()
+        model.load_state_dict(ml.load_checkpoint(path, cfg)["model"])
+        return model.eval(), desc
+    if weights == "cached":
+        return ml.cached_train(cfg, epoch=P.mnist_epoch, progress=False).model.eval(), desc
     torch.manual_seed(0)
     return ml.MnistCNN().eval(), "random, seeded (torch.manual_seed(0))"
 
 
-def _is_cached(cfg) -> bool:
-    """Whether ``training`` has this configuration's trained model in its cache."""
+def checkpoint_path(cfg, epoch: int) -> Path:
+    """Where ``training`` keeps the checkpoint of ``epoch`` for ``cfg``.
+
+    Asks ``manifoldlib.training.checkpoint_path`` (the cache layout belongs to training);
+    until that function exists, the layout documented in ``cached_train``.
+    """
     from manifoldlib import training
 
-    # training owns the cache layout: ask it (``checkpoint_path``) where it has one.
     path_of = getattr(training, "checkpoint_path", None)
     if path_of is not None:
-        return path_of(cfg).is_file()
-    last = ml.data_home() / "models" / f"{cfg.arch}-{cfg.key()}" / f"epoch-{cfg.epochs:03d}.pt"
-    return last.is_file()
+        return Path(path_of(cfg, epoch=epoch))
+    return ml.data_home() / "models" / f"{cfg.arch}-{cfg.key()}" / f"epoch-{epoch:03d}.pt"
 
 
 def reference_trace_only(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
