@@ -16,6 +16,7 @@ from torch import nn
 
 __all__ = [
     "check_finite",
+    "check_input",
     "check_model",
     "check_positive",
     "check_same_shape",
@@ -23,35 +24,7 @@ __all__ = [
     "eval_mode",
 ]
 
-#: Modules whose forward pass is piecewise linear in the input: the hypothesis of Theorem 3.1.
-_PIECEWISE_LINEAR = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.ReLU6,
-    nn.PReLU,
-    nn.Hardtanh,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.Flatten,
-    nn.Identity,
-    nn.Dropout,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.Sequential,
-    nn.LogSoftmax,
-)
+#: Smooth non-linearities: a network with one of them is outside Theorem 3.1's hypothesis.
 _SMOOTH = (nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ELU, nn.Softplus, nn.Mish, nn.CELU, nn.SELU)
 
 
@@ -145,6 +118,36 @@ def check_model(model: object) -> nn.Module:
             f"got {type(model).__name__}"
         )
     return model
+
+
+def check_input(model: object, x: object, name: str = "x") -> None:
+    """Check a model and a batch of inputs for it: types, dtype, device, finiteness.
+
+    Args:
+        model: must be a ``torch.nn.Module``.
+        x: must be a finite floating tensor ``(B, *input_shape)`` with the dtype and device of
+            the model's parameters.
+        name: the argument's name, used in the messages.
+
+    Raises:
+        TypeError: wrong types, or ``x``'s dtype differs from the parameters'.
+        ValueError: too few dimensions, an empty batch, another device, NaN or inf.
+    """
+    check_model(model)
+    check_tensor(x, name, min_dim=2)
+    param = next(iter(model.parameters()), None)
+    if param is not None:
+        if param.dtype != x.dtype:
+            raise TypeError(
+                f"{name} has dtype {x.dtype} but the model's parameters are {param.dtype}; "
+                f"convert one of them (e.g. model.double() and {name}.double() for float64)"
+            )
+        if param.device != x.device:
+            raise ValueError(
+                f"{name} is on {x.device} but the model's parameters are on {param.device}; "
+                f"move them to the same device"
+            )
+    check_finite(x, name)
 
 
 def smooth_modules(model: nn.Module) -> list[str]:

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_finite, check_same_shape, check_tensor, eval_mode
-from .geometry import _check_input, _log_softmax_scores, _project, _score_jacobian
+from . import _jacobian as _jac
+from ._checks import check_finite, check_input, check_same_shape, check_tensor, eval_mode
 
 __all__ = ["LeafSplit", "fgsm_direction", "leaf_split", "prediction_change"]
 
@@ -46,12 +46,14 @@ def fgsm_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 
     Introduced in the chapter "Adversarial directions and the leaf".
     """
-    _check_input(model, x)
-    with eval_mode(model), torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        logp = _log_softmax_scores(model, xg)
+    check_input(model, x)
+
+    def onehot(logp: torch.Tensor) -> torch.Tensor:  # (1, B, C)
         _check_labels(y, x, logp.shape[1])
-        (grad,) = torch.autograd.grad(logp.gather(1, y.view(-1, 1)).sum(), xg)
+        return F.one_hot(y.long(), logp.shape[1]).unsqueeze(0)
+
+    with eval_mode(model):
+        grad = _jac.logprob_vjp(model, x, onehot)[0][0]
     return -grad.sign()
 
 
@@ -99,7 +101,7 @@ def leaf_split(
 
     Introduced in the chapter "Adversarial directions and the leaf".
     """
-    _check_input(model, x)
+    check_input(model, x)
     if not vectors:
         raise ValueError("leaf_split needs at least one batch of vectors")
     for k, v in enumerate(vectors):
@@ -107,10 +109,10 @@ def leaf_split(
         check_same_shape(x, v, "x", f"vectors[{k}]")
         check_finite(v, f"vectors[{k}]")
     with eval_mode(model):
-        jac, _ = _score_jacobian(model, x)
+        jac, _ = _jac.jacobian_of_scores(model, x)
     out = []
     for v in vectors:
-        t = _project(jac, v, rtol)
+        t = _jac.project(jac, v, rtol)
         out.append(LeafSplit(t, v - t))
     return out
 
@@ -133,12 +135,12 @@ def prediction_change(
 
     Introduced in the chapter "Adversarial directions and the leaf".
     """
-    _check_input(model, x)
+    check_input(model, x)
     check_tensor(delta, "delta", min_dim=2)
     check_same_shape(x, delta, "x", "delta")
     check_finite(delta, "delta")
     with torch.no_grad(), eval_mode(model):
-        lp = _log_softmax_scores(model, x).double()
-        lq = _log_softmax_scores(model, x + delta).double()
+        lp = _jac.forward_log_probs(model, x).double()
+        lq = _jac.forward_log_probs(model, x + delta).double()
     kl = F.kl_div(lp, lq, log_target=True, reduction="none").sum(1).clamp_min(0)
     return kl, lq.argmax(1) != lp.argmax(1)

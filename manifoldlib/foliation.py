@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_tensor, eval_mode
-from .geometry import _check_input, _project, _score_jacobian, _scores
+from . import _jacobian as _jac
+from ._checks import check_input, check_tensor, eval_mode
 
 __all__ = [
     "involutivity_residual",
@@ -111,10 +111,10 @@ def logprob_brackets(
 
     Introduced in the chapter "Why ReLU networks foliate".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model), torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        logp = F.log_softmax(_scores(model, xg), dim=1)
+        logp = F.log_softmax(_jac.forward_scores(model, xg), dim=1)
         pair_list = _check_pairs(pairs, logp.shape[1], "pairs")
         classes = sorted({k for p in pair_list for k in p})
         grads = {
@@ -157,11 +157,11 @@ def involutivity_residual(
     """
     brackets = logprob_brackets(model, x, pairs)  # checks the arguments
     with eval_mode(model):
-        jac, _ = _score_jacobian(model, x)
+        jac, _ = _jac.jacobian_of_scores(model, x)
     b, p = brackets.shape[:2]
     flat = brackets.reshape(b * p, *x.shape[1:])
     jac_rep = jac.repeat_interleave(p, dim=0)
-    outside = flat - _project(jac_rep, flat, rtol)
+    outside = flat - _jac.project(jac_rep, flat, rtol)
     num = outside.flatten(1).norm(dim=1)
     den = flat.flatten(1).norm(dim=1)
     res = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.nan)
@@ -210,7 +210,7 @@ def parameter_gradient_fields(model: nn.Module, x: torch.Tensor) -> torch.Tensor
 
     Introduced in the chapter "Why ReLU networks foliate".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model), torch.enable_grad():
         fn, w0 = _param_logp_fn(model, x)
         w = w0.clone().requires_grad_(True)
@@ -268,7 +268,7 @@ def parameter_brackets(
 
     Introduced in the chapter "Why ReLU networks foliate".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model), torch.enable_grad():
         fn, w0 = _param_logp_fn(model, x)
         w = w0.clone().requires_grad_(True)

@@ -35,9 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import _jacobian as _jac
 from ._checks import (
     check_finite,
+    check_input,
     check_model,
+    check_positive,
     check_same_shape,
     check_tensor,
     eval_mode,
@@ -63,10 +66,12 @@ __all__ = [
 
 #: Dense matrices larger than this (in bytes, whole batch) are refused.
 DENSE_LIMIT_BYTES = 2 * 1024**3
-#: Classes per vectorised backward pass for a single input (see ``_score_jacobian``).
-JAC_CHUNK = 25
-#: Elements of the float64 working copy per chunk when a Gram matrix is accumulated.
-GRAM_CHUNK_ELEMENTS = 2**24
+
+# Transitional private aliases for chapters written before the public names existed
+# (``score_jacobian``, ``tangent_projection_from_jacobian``); to be removed once no chapter
+# uses them.
+_score_jacobian = _jac.jacobian_of_scores
+_project = _jac.project
 
 
 @contextlib.contextmanager
@@ -110,47 +115,6 @@ def precision(model: nn.Module, dtype: torch.dtype = torch.float64) -> Iterator[
                 owner._buffers[attr] = owner._buffers[attr].to(old)
 
 
-def _check_input(model: nn.Module, x: torch.Tensor, name: str = "x") -> None:
-    check_model(model)
-    check_tensor(x, name, min_dim=2)
-    param = next(iter(model.parameters()), None)
-    if param is not None:
-        if param.dtype != x.dtype:
-            raise TypeError(
-                f"{name} has dtype {x.dtype} but the model's parameters are {param.dtype}; "
-                f"convert one of them (e.g. model.double() and {name}.double() for float64)"
-            )
-        if param.device != x.device:
-            raise ValueError(
-                f"{name} is on {x.device} but the model's parameters are on {param.device}; "
-                f"move them to the same device"
-            )
-    check_finite(x, name)
-
-
-def _scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Forward pass under the model contract; checks and returns the scores (B, C)."""
-    scores = model(x)
-    if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or scores.shape[0] != x.shape[0]:
-        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise ValueError(
-            f"model must return class scores of shape (B, C) = ({x.shape[0]}, C), got {shape}"
-        )
-    if scores.shape[1] < 2:
-        raise ValueError(
-            f"model must return at least C = 2 class scores, got C = {scores.shape[1]}: "
-            "with one class p(y|x) = 1 and G(x, w) = 0 everywhere"
-        )
-    if not bool(torch.isfinite(scores).all()):
-        raise ValueError("model returned NaN or infinite scores for this input")
-    return scores
-
-
-def _log_softmax_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Forward pass under the model contract; returns log p (B, C)."""
-    return F.log_softmax(_scores(model, x), dim=1)
-
-
 def log_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Log-probabilities ``log p(y|x, w)`` of every class, without gradients.
 
@@ -163,60 +127,9 @@ def log_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     Introduced in the chapter "Information geometry and the local data matrix".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with torch.no_grad(), eval_mode(model):
-        return _log_softmax_scores(model, x)
-
-
-def _score_jacobian(
-    model: nn.Module, x: torch.Tensor, *, create_graph: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Jacobian of the scores w.r.t. x, (B, C, *in), and log p (B, C); no argument checks.
-
-    Scores of a model ending in LogSoftmax are log-probabilities: their Jacobian differs from
-    that of the raw scores by a multiple of one row per sample, which changes neither
-    ``grad log p`` nor G nor D_x (all built from differences ``grad s_i - grad s_j``).
-    """
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        scores = _scores(model, xg)
-        logp = F.log_softmax(scores, dim=1)
-        num_classes = scores.shape[1]
-        if create_graph:
-            rows = [
-                torch.autograd.grad(scores[:, i].sum(), xg, retain_graph=True, create_graph=True)[0]
-                for i in range(num_classes)
-            ]
-            jac = torch.stack(rows, dim=1)
-        else:
-            # Written into one preallocated tensor: stacking a list of rows would hold the
-            # Jacobian twice (1.2 GB instead of 0.6 GB at ImageNet size, C = 1000).
-            jac = torch.empty(
-                (x.shape[0], num_classes, *x.shape[1:]), dtype=x.dtype, device=x.device
-            )
-            if x.shape[0] == 1:
-                # One sample: vectorised backward passes over chunks of one-hot cotangents.
-                # Chunked, because is_grads_batched over all C = 1000 classes of an ImageNet
-                # net was measured 20x slower (and 2 GB larger) than the plain loop, while
-                # chunks of JAC_CHUNK classes beat the loop (by 1.3x for the MNIST CNN).
-                eye = torch.eye(num_classes, dtype=scores.dtype, device=scores.device)
-                starts = range(0, num_classes, JAC_CHUNK)
-                for k, a in enumerate(starts):
-                    cot = eye[a : a + JAC_CHUNK].unsqueeze(1)  # (k, 1, C)
-                    (g,) = torch.autograd.grad(
-                        scores, xg, cot, is_grads_batched=True, retain_graph=k < len(starts) - 1
-                    )
-                    jac[0, a : a + JAC_CHUNK] = g[:, 0]
-            else:
-                # C backward passes over the whole batch: measured faster than vmap for B > 1
-                # on CPUs (the batch already fills the cores), and it needs no functorch.
-                for i in range(num_classes):
-                    jac[:, i] = torch.autograd.grad(
-                        scores[:, i].sum(), xg, retain_graph=i < num_classes - 1
-                    )[0]
-    if not create_graph:
-        jac, logp = jac.detach(), logp.detach()
-    return jac, logp
+        return _jac.forward_log_probs(model, x)
 
 
 def score_jacobian(
@@ -239,9 +152,9 @@ def score_jacobian(
 
     Introduced in the chapter "Training and the trace of G".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model):
-        jac, logp = _score_jacobian(model, x)
+        jac, logp = _jac.jacobian_of_scores(model, x)
     return (jac, logp) if return_logp else jac
 
 
@@ -268,21 +181,7 @@ def tangent_projection_from_jacobian(
             f"jac must have shape (B, C, *input_shape) matching v (B, *input_shape); "
             f"got jac {tuple(jac.shape)} and v {tuple(v.shape)}"
         )
-    return _project(jac, v, rtol)
-
-
-def _logprob_from_scores(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """Rows grad log p_i = grad s_i - sum_k p_k grad s_k (the chain rule of log-softmax)."""
-    mean = torch.einsum("bk,bk...->b...", logp.exp(), jac)
-    return jac - mean.unsqueeze(1)
-
-
-def _jacobian(
-    model: nn.Module, x: torch.Tensor, *, create_graph: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Jacobian of log p w.r.t. x (B, C, *in) and log p (B, C); no argument checks."""
-    jac, logp = _score_jacobian(model, x, create_graph=create_graph)
-    return _logprob_from_scores(jac, logp), logp
+    return _jac.project(jac, v, rtol)
 
 
 def logprob_jacobian(
@@ -303,58 +202,11 @@ def logprob_jacobian(
 
     Introduced in the chapter "Information geometry and the local data matrix".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model):
-        jac, logp = _jacobian(model, x, create_graph=create_graph)
+        jac, logp = _jac.jacobian_of_scores(model, x, create_graph=create_graph)
+    jac = _jac.logprob_rows(jac, logp)
     return (jac, logp) if return_logp else jac
-
-
-def _default_rtol(num_rows: int, num_cols: int, dtype: torch.dtype) -> float:
-    # Not NumPy's max(M, N) * eps: with m = 10^6 parameters (the Fisher matrix) that would be
-    # 0.1 in float32. The Gram matrix is formed in float64, so the error left is that of the
-    # gradients themselves (a few eps of their dtype) or, for float64 gradients, the Gram
-    # route's own resolution sqrt(eps64) = 1.5e-8 on singular values. The exact zero of
-    # Prop. 2.1.3 appears at about 4e-8 relative on the float32 MNIST CNN; 10 * C * eps leaves
-    # a margin of 30 there.
-    del num_cols
-    eps = max(torch.finfo(dtype).eps, torch.finfo(torch.float64).eps ** 0.5)
-    return 10 * num_rows * eps
-
-
-def _helmert(num_classes: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(C, C-1) orthonormal basis of the vectors whose entries sum to zero (Helmert)."""
-    h = torch.zeros(num_classes, num_classes - 1, dtype=dtype, device=device)
-    for k in range(1, num_classes):
-        h[:k, k - 1] = 1.0
-        h[k, k - 1] = -float(k)
-        h[:, k - 1] /= math.sqrt(k * (k + 1))
-    return h
-
-
-def _work_dtype(t: torch.Tensor) -> torch.dtype:
-    # Small C x C algebra runs in float64 (Apple's MPS has no float64).
-    return torch.float64 if t.device.type != "mps" else torch.float32
-
-
-def _metric_coefficients(logp: torch.Tensor) -> torch.Tensor:
-    """(B, C-1, C) matrix K with K^T K = diag(p) - p p^T, computed without cancellation.
-
-    The diagonal ``p_i (1 - p_i)`` is formed as ``p_i * sum_{k != i} p_k`` from the
-    log-probabilities (1 - p_i in float would lose every digit for a confident class).
-    """
-    b, c = logp.shape
-    dtype = _work_dtype(logp)
-    lp = logp.to(dtype)
-    p = lp.exp()
-    others = lp.unsqueeze(1).expand(b, c, c).clone()
-    others.diagonal(dim1=1, dim2=2).fill_(-math.inf)
-    rest = torch.logsumexp(others, dim=2).exp()  # sum_{k != i} p_k
-    m = -p.unsqueeze(2) * p.unsqueeze(1)
-    m.diagonal(dim1=1, dim2=2).copy_(p * rest)
-    h = _helmert(c, dtype, logp.device)
-    lam, v = torch.linalg.eigh(h.T @ m @ h)
-    root = (v * lam.clamp_min(0).sqrt().unsqueeze(1)) @ v.transpose(1, 2)
-    return root @ h.T
 
 
 @dataclass
@@ -400,11 +252,11 @@ class LowRankPSD:
         return self._gram
 
     def _compute_gram(self) -> torch.Tensor:
-        dtype = _work_dtype(self.factor)
+        dtype = _jac.work_dtype(self.factor)
         b, r, m = self.factor.shape
         # Accumulated over column chunks: a float64 copy of the whole factor would be twice
         # its size (1.2 GB for one ImageNet-size input with C = 1000).
-        cols = max(1, GRAM_CHUNK_ELEMENTS // max(1, b * r))
+        cols = max(1, _jac.GRAM_CHUNK_ELEMENTS // max(1, b * r))
         if cols >= m:
             a = self.factor.to(dtype)
             return a @ a.transpose(1, 2)
@@ -440,7 +292,7 @@ class LowRankPSD:
 
     def _nonzero(self, lam: torch.Tensor, rtol: float | None, atol: float = 0.0) -> torch.Tensor:
         if rtol is None:
-            rtol = _default_rtol(self.factor.shape[1], self.size, self.factor.dtype)
+            rtol = _jac.default_rtol(self.factor.shape[1], self.factor.dtype)
         sigma = lam.clamp_min(0).sqrt()
         tol = torch.clamp(rtol * sigma.max(dim=-1, keepdim=True).values, min=atol)
         return sigma > tol
@@ -511,18 +363,10 @@ def local_data_lowrank(model: nn.Module, x: torch.Tensor) -> LowRankPSD:
 
     Introduced in the chapter "Information geometry and the local data matrix".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model):
-        jac, logp = _score_jacobian(model, x)
-    coeff = _metric_coefficients(logp).to(jac.dtype)
-    flat = jac.flatten(2)  # (B, C, n)
-    c = flat.shape[1]
-    # factor = coeff @ flat, written over the first C-1 rows of the Jacobian chunk by chunk,
-    # so that the factor costs no memory beyond the Jacobian itself.
-    cols = max(1, GRAM_CHUNK_ELEMENTS // max(1, flat.shape[0] * c))
-    for a in range(0, flat.shape[2], cols):
-        flat[:, : c - 1, a : a + cols] = coeff @ flat[:, :, a : a + cols]
-    return LowRankPSD(factor=flat[:, : c - 1], shape=tuple(x.shape[1:]))
+        jac, logp = _jac.jacobian_of_scores(model, x)
+    return LowRankPSD(factor=_jac.metric_factor(jac, logp), shape=tuple(x.shape[1:]))
 
 
 def local_data_matrix(
@@ -565,10 +409,10 @@ def _fisher_factor(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return functional_call(model, {**p, **frozen, **buffers}, (xi.unsqueeze(0),)).squeeze(0)
 
     with torch.enable_grad():
-        logp = _log_softmax_scores(model, x).detach()
+        logp = _jac.forward_log_probs(model, x).detach()
         jac = vmap(jacrev(scores_one), in_dims=(None, 0))(params, x)
     flat = torch.cat([jac[k].flatten(2) for k in names], dim=2)
-    return _metric_coefficients(logp).to(flat.dtype) @ flat
+    return _jac.metric_coefficients(logp).to(flat.dtype) @ flat
 
 
 def local_fisher_lowrank(model: nn.Module, x: torch.Tensor) -> LowRankPSD:
@@ -586,7 +430,7 @@ def local_fisher_lowrank(model: nn.Module, x: torch.Tensor) -> LowRankPSD:
 
     Introduced in the chapter "Information geometry and the local data matrix".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model):
         factor = _fisher_factor(model, x)
     return LowRankPSD(factor=factor, shape=(factor.shape[2],))
@@ -656,26 +500,16 @@ def trace_mc(
 
     Introduced in the chapter "Training and the trace of G".
     """
-    from ._checks import check_positive
-
-    _check_input(model, x)
+    check_input(model, x)
     check_positive(samples, "samples", integer=True)
-    draws = []
-    with eval_mode(model), torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        logp = _log_softmax_scores(model, xg)
-        probs = logp.detach().exp()
-        y = torch.multinomial(probs, samples, replacement=True, generator=generator)  # (B, S)
-        onehot = F.one_hot(y.T, probs.shape[1]).to(logp.dtype)  # (S, B, C)
-        # One backward pass per draw; draws are batched through vmap, up to 256 images x draws
-        # at a time (a large batch already fills the cores and vmap multiplies the memory).
-        chunks = onehot.split(max(1, 256 // x.shape[0]))
-        for k, go in enumerate(chunks):
-            (g,) = torch.autograd.grad(
-                logp, xg, go, is_grads_batched=True, retain_graph=k < len(chunks) - 1
-            )
-            draws.append(g.flatten(2).pow(2).sum(2))
-    d = torch.cat(draws, 0)  # (samples, B)
+
+    def draw(logp: torch.Tensor) -> torch.Tensor:  # (S, B, C) one-hot classes y ~ p(.|x)
+        y = torch.multinomial(logp.exp(), samples, replacement=True, generator=generator)
+        return F.one_hot(y.T, logp.shape[1])
+
+    with eval_mode(model):
+        d, _ = _jac.logprob_vjp(model, x, draw, reduce=lambda g: g.flatten(2).pow(2).sum(2))
+    # d: (samples, B) squared norms ||grad_x log p_y||^2
     values = d.mean(0)
     if samples > 1:
         stderr = d.std(0, unbiased=True) / math.sqrt(samples)
@@ -692,41 +526,8 @@ def trace_mc(
     )
 
 
-def _tangent_coordinates(
-    jac: torch.Tensor, rtol: float | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Spanning rows of D_x from the score Jacobian, and the pseudo-inverse of their Gram.
-
-    ``D_x = span{grad log p_i} = span{grad s_i - grad s_j}`` is the row space of ``H^T S``
-    (H: orthonormal basis of the zero-sum vectors): ``C - 1`` rows with no exact dependency, so
-    the tolerance only has to catch genuine degeneracy (e.g. a dead network).
-
-    Returns:
-        rows ``(B, C-1, n)`` and ``K^+`` ``(B, C-1, C-1)`` in float64, ranks ``(B,)``.
-    """
-    b, c = jac.shape[:2]
-    dtype = _work_dtype(jac)
-    rows = _helmert(c, dtype, jac.device).T @ jac.reshape(b, c, -1).to(dtype)
-    lam, u = torch.linalg.eigh(rows @ rows.transpose(1, 2))
-    if rtol is None:
-        rtol = _default_rtol(c - 1, rows.shape[2], jac.dtype)
-    sigma = lam.clamp_min(0).sqrt()
-    nonzero = sigma > rtol * sigma.max(-1, keepdim=True).values
-    inv = torch.where(nonzero, 1.0 / lam.clamp_min(torch.finfo(dtype).tiny), 0.0)
-    pinv = (u * inv.unsqueeze(1)) @ u.transpose(1, 2)
-    return rows, pinv, nonzero.sum(-1)
-
-
-def _project(jac: torch.Tensor, v: torch.Tensor, rtol: float | None = None) -> torch.Tensor:
-    """Orthogonal projection of v (B, *in) on D_x from a precomputed score Jacobian."""
-    rows, pinv, _ = _tangent_coordinates(jac, rtol)
-    flat = v.reshape(v.shape[0], -1, 1).to(rows.dtype)
-    coeff = pinv @ (rows @ flat)  # (B, C-1, 1): least-squares coefficients
-    return (rows.transpose(1, 2) @ coeff).reshape(v.shape).to(v.dtype)
-
-
 def _check_projection_args(model: nn.Module, x: torch.Tensor, v: torch.Tensor) -> None:
-    _check_input(model, x)
+    check_input(model, x)
     check_tensor(v, "v", min_dim=2)
     check_same_shape(x, v, "x", "v")
     check_finite(v, "v")
@@ -753,8 +554,8 @@ def tangent_projection(
     """
     _check_projection_args(model, x, v)
     with eval_mode(model):
-        jac, _ = _score_jacobian(model, x)
-    return _project(jac, v, rtol)
+        jac, _ = _jac.jacobian_of_scores(model, x)
+    return _jac.project(jac, v, rtol)
 
 
 def kernel_projection(
@@ -775,8 +576,8 @@ def kernel_projection(
     """
     _check_projection_args(model, x, v)
     with eval_mode(model):
-        jac, _ = _score_jacobian(model, x)
-    return v - _project(jac, v, rtol)
+        jac, _ = _jac.jacobian_of_scores(model, x)
+    return v - _jac.project(jac, v, rtol)
 
 
 def tangent_basis(
@@ -795,10 +596,10 @@ def tangent_basis(
 
     Introduced in the chapter "Foliations you can see".
     """
-    _check_input(model, x)
+    check_input(model, x)
     with eval_mode(model):
-        jac, _ = _score_jacobian(model, x)
-    rows, _, ranks = _tangent_coordinates(jac, rtol)
+        jac, _ = _jac.jacobian_of_scores(model, x)
+    rows, _, ranks = _jac.tangent_coordinates(jac, rtol)
     lam, u = torch.linalg.eigh(rows @ rows.transpose(1, 2))
     lam, u = lam.flip(-1), u.flip(-1)
     r = torch.arange(lam.shape[1], device=lam.device).unsqueeze(0) < ranks.unsqueeze(1)

@@ -37,14 +37,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _jacobian as _jac
 from ._checks import (
     check_finite,
+    check_input,
     check_positive,
     check_same_shape,
     check_tensor,
     eval_mode,
 )
-from .geometry import _check_input, _log_softmax_scores, _project, _score_jacobian
 from .paths import Clamp, across_leaves_path, horizontal_path
 
 __all__ = [
@@ -246,10 +247,10 @@ def max_softmax_score(model: nn.Module, x: torch.Tensor, *, chunk: int = 512) ->
 
     Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
     """
-    _check_input(model, x)
+    check_input(model, x)
     check_positive(chunk, "chunk", integer=True)
     with torch.no_grad(), eval_mode(model):
-        logp = torch.cat([_log_softmax_scores(model, c) for c in x.split(chunk)])
+        logp = torch.cat([_jac.forward_log_probs(model, c) for c in x.split(chunk)])
     return -logp.max(dim=1).values.exp()
 
 
@@ -270,15 +271,13 @@ def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = 256) -> torch.T
 
     Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
     """
-    from .geometry import _metric_coefficients
-
-    _check_input(model, x)
+    check_input(model, x)
     check_positive(chunk, "chunk", integer=True)
     traces = []
     with eval_mode(model):
         for c in x.split(chunk):
-            jac, logp = _score_jacobian(model, c)
-            factor = _metric_coefficients(logp).to(jac.dtype) @ jac.flatten(2)
+            jac, logp = _jac.jacobian_of_scores(model, c)
+            factor = _jac.metric_factor(jac, logp)
             traces.append(factor.double().pow(2).sum(dim=(1, 2)))
     return torch.cat(traces).clamp_min(1e-30).log().to(x.dtype)
 
@@ -354,7 +353,7 @@ def across_leaves_noise(
 
     Introduced in the chapter "How much of the data lies on one leaf".
     """
-    _check_input(model, x)
+    check_input(model, x)
     check_positive(distance, "distance")
     check_positive(steps, "steps", integer=True)
     direction = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
@@ -433,16 +432,16 @@ def tangent_residual(
 
     Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
     """
-    _check_input(model, anchors, "anchors")
+    check_input(model, anchors, "anchors")
     check_tensor(x, "x", min_dim=2)
     check_same_shape(anchors, x, "anchors", "x")
     check_finite(x, "x")
     out = []
     with eval_mode(model):
         for a, q in zip(anchors.split(chunk), x.detach().split(chunk), strict=True):
-            jac, _ = _score_jacobian(model, a)
+            jac, _ = _jac.jacobian_of_scores(model, a)
             delta = (q - a).double()
-            tangent = _project(jac, delta)
+            tangent = _jac.project(jac, delta)
             out.append((delta - tangent).flatten(1).norm(dim=1))
     return torch.cat(out).to(x.dtype)
 

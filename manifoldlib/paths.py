@@ -16,15 +16,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import _jacobian as _jac
 from ._checks import (
     check_finite,
+    check_input,
     check_positive,
     check_same_shape,
     check_tensor,
     eval_mode,
     warn_if_smooth,
 )
-from .geometry import _check_input, _log_softmax_scores, _project, _score_jacobian
 
 __all__ = [
     "PathResult",
@@ -118,7 +119,7 @@ def _finish(
     points = torch.stack(records)
     flat = points.reshape(-1, *points.shape[2:])
     with torch.no_grad(), eval_mode(model):
-        probs = torch.cat([_log_softmax_scores(model, c).exp() for c in flat.split(chunk)])
+        probs = torch.cat([_jac.forward_log_probs(model, c).exp() for c in flat.split(chunk)])
     probs = probs.reshape(points.shape[0], points.shape[1], -1)
     top, pred = probs.max(-1)
     return PathResult(
@@ -175,7 +176,7 @@ def horizontal_path(
 
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
-    _check_input(model, source, "source")
+    check_input(model, source, "source")
     check_tensor(target, "target", min_dim=2)
     check_same_shape(source, target, "source", "target")
     check_finite(target, "target")
@@ -200,9 +201,9 @@ def horizontal_path(
             if idx.numel() == 0:
                 break
             xa = x[idx]
-            jac, _ = _score_jacobian(model, xa)
+            jac, _ = _jac.jacobian_of_scores(model, xa)
             delta = target[idx] - xa
-            v = _project(jac, delta, rtol)
+            v = _jac.project(jac, delta, rtol)
             vnorm = v.flatten(1).norm(dim=1)
             dnorm = delta.flatten(1).norm(dim=1)
             vanished = vnorm <= VANISHING * dnorm
@@ -262,7 +263,7 @@ def across_leaves_path(
 
     Introduced in the chapter "Moving across leaves".
     """
-    _check_input(model, start, "start")
+    check_input(model, start, "start")
     check_tensor(direction, "direction", min_dim=2)
     check_same_shape(start, direction, "start", "direction")
     check_finite(direction, "direction")
@@ -288,8 +289,8 @@ def across_leaves_path(
             if idx.numel() == 0:
                 break
             xa = x[idx]
-            jac, _ = _score_jacobian(model, xa)
-            u = direction[idx] - _project(jac, direction[idx], rtol)
+            jac, _ = _jac.jacobian_of_scores(model, xa)
+            u = direction[idx] - _jac.project(jac, direction[idx], rtol)
             unorm = u.flatten(1).norm(dim=1)
             vanished = unorm <= VANISHING * direction[idx].flatten(1).norm(dim=1)
             scale = torch.where(vanished, 0.0, step_size / unorm.clamp_min(1e-30))
@@ -358,7 +359,7 @@ def off_leaf_fraction(
 
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
-    _check_input(model, x, "x")
+    check_input(model, x, "x")
     check_tensor(step, "step", min_dim=2)
     check_same_shape(x, step, "x", "step")
     check_finite(step, "step")
@@ -366,8 +367,8 @@ def off_leaf_fraction(
     out = []
     with eval_mode(model):
         for xs, ss in zip(x.split(chunk), step.split(chunk), strict=True):
-            jac, _ = _score_jacobian(model, xs)
-            off = ss - _project(jac, ss, rtol)
+            jac, _ = _jac.jacobian_of_scores(model, xs)
+            off = ss - _jac.project(jac, ss, rtol)
             norm = ss.flatten(1).norm(dim=1)
             out.append(off.flatten(1).norm(dim=1) / torch.where(norm > 0, norm, torch.nan))
     return torch.cat(out)

@@ -76,7 +76,8 @@ def test_dense_G_matches_reference_and_prop_2_1(model_x):
     model, x = model_x
     G = ml.local_data_matrix(model, x)
     torch.testing.assert_close(G, ref_G(model, x), rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(G, G.transpose(1, 2), rtol=0, atol=0)  # symmetric
+    # Symmetric up to round-off: BLAS need not give (A^T A)_ij and (A^T A)_ji bit for bit.
+    torch.testing.assert_close(G, G.transpose(1, 2), rtol=1e-12, atol=0)
     eig = torch.linalg.eigvalsh(G)
     assert eig.min() > -1e-12 * eig.max()  # PSD
     num_classes = ml.log_probabilities(model, x).shape[1]
@@ -127,13 +128,13 @@ def test_lowrank_spectrum_trace_rank_and_products_match_dense(model_x):
 
 def test_chunked_jacobian_factor_and_gram_match_the_unchunked_reference(model_x, monkeypatch):
     """The memory-saving chunks (single-input class chunks, factor and Gram column chunks)."""
-    from manifoldlib import geometry
+    from manifoldlib import _jacobian
 
     model, x = model_x
     G = ref_G(model, x)
     ref_jac = ref_jacobian(model, x)
-    monkeypatch.setattr(geometry, "JAC_CHUNK", 2)  # C = 4 or 5: several chunks, one partial
-    monkeypatch.setattr(geometry, "GRAM_CHUNK_ELEMENTS", 7 * x.shape[0])  # a few columns each
+    monkeypatch.setattr(_jacobian, "JAC_CHUNK", 2)  # C = 4 or 5: several chunks, one partial
+    monkeypatch.setattr(_jacobian, "GRAM_CHUNK_ELEMENTS", 7 * x.shape[0])  # a few columns each
     torch.testing.assert_close(
         ml.logprob_jacobian(model, x[:1]), ref_jac[:1], rtol=1e-10, atol=1e-12
     )
@@ -297,8 +298,16 @@ def test_bad_x_is_refused_with_a_clear_message(mlp, x, exc, match):
 
 
 def test_wrong_input_shape_for_model_raises(mlp):
-    with pytest.raises(RuntimeError):
+    """The model's own error is chained under a message naming the shape and a batch's form."""
+    with pytest.raises(ValueError, match=r"shape \(2, 5\).*batch") as info:
         ml.logprob_jacobian(mlp, torch.zeros(2, 5, dtype=torch.float64))
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_image_without_batch_dimension_is_explained():
+    cnn = ml.MnistCNN().eval()
+    with pytest.raises(ValueError, match=r"shape \(1, 28, 28\).*x\[None\]"):
+        ml.local_data_lowrank(cnn, torch.zeros(1, 28, 28))
 
 
 def test_model_output_contract_is_checked():

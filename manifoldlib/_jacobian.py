@@ -1,0 +1,359 @@
+"""The differentiation core: every derivative of the model with respect to its input x.
+
+Private. The public modules (``geometry``, ``paths``, ``leaf``, ``adversarial``,
+``foliation``, ...) check their arguments, then call these small functions, which check
+nothing and assume eval mode. Keeping them in one place means one implementation to make fast
+and one to test against the float64 oracles of ``tests/oracles.py``.
+
+Notation (the module docstring of :mod:`manifoldlib.geometry` gives the derivation): ``S`` is
+the ``C x n`` Jacobian of the class scores ``s(x, w)``, ``p = softmax(s)``, ``H`` a ``C x (C-1)``
+orthonormal basis of the zero-sum vectors (Helmert), ``M = diag(p) - p p^T``. Then
+
+- ``G(x, w) = S^T M S = A^T A`` with ``A = K S``, ``K = (H^T M H)^(1/2) H^T`` (``(C-1) x C``);
+- ``D_x = (ker G)^perp`` is the row space of ``H^T S`` (independent of ``p``).
+
+Functions, by what they return:
+
+- :func:`forward_scores`, :func:`forward_log_probs`: the forward pass under the model contract;
+- :func:`jacobian_of_scores`: ``S`` for a batch, and ``log p``;
+- :func:`logprob_rows`: ``grad log p_i`` from ``S`` (chain rule of log-softmax);
+- :func:`logprob_vjp`: products ``u^T grad_x log p`` for a batch of cotangents ``u``;
+- :func:`metric_coefficients`: ``K``; :func:`metric_factor`: ``A = K S``;
+- :func:`tangent_coordinates`, :func:`project`: ``D_x`` and the orthogonal projection on it.
+
+Introduced in the chapter "Computing it fast".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "GRAM_CHUNK_ELEMENTS",
+    "JAC_CHUNK",
+    "default_rtol",
+    "forward_log_probs",
+    "forward_scores",
+    "helmert",
+    "jacobian_of_scores",
+    "logprob_rows",
+    "logprob_vjp",
+    "metric_coefficients",
+    "metric_factor",
+    "project",
+    "tangent_coordinates",
+    "work_dtype",
+]
+
+#: Classes per vectorised backward pass for a single input (see :func:`jacobian_of_scores`).
+JAC_CHUNK = 25
+#: Elements of a working copy per chunk when a factor or a Gram matrix is accumulated.
+GRAM_CHUNK_ELEMENTS = 2**24
+
+
+def forward_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's class scores ``(B, C)`` for ``x`` ``(B, *input_shape)``, checked.
+
+    Args:
+        model: classifier, in eval mode.
+        x: inputs ``(B, *input_shape)``.
+
+    Returns:
+        ``(B, C)`` scores.
+
+    Raises:
+        ValueError: the model failed on ``x`` (the message names the shape received and what a
+            batch looks like; the model's own exception is chained), or it broke the contract
+            (not ``(B, C)``, ``C < 2``, non-finite scores).
+    """
+    try:
+        scores = model(x)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        raise ValueError(
+            f"the model failed on x of shape {tuple(x.shape)}: {err}. x must be a batch "
+            f"(B, *input_shape) whose input_shape the model accepts, e.g. (B, 1, 28, 28) for "
+            "MNIST digits; a single image needs its batch dimension (x[None])"
+        ) from err
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or scores.shape[0] != x.shape[0]:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(
+            f"model must return class scores of shape (B, C) = ({x.shape[0]}, C), got {shape}"
+        )
+    if scores.shape[1] < 2:
+        raise ValueError(
+            f"model must return at least C = 2 class scores, got C = {scores.shape[1]}: "
+            "with one class p(y|x) = 1 and G(x, w) = 0 everywhere"
+        )
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("model returned NaN or infinite scores for this input")
+    return scores
+
+
+def forward_log_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``log p(y|x, w)`` ``(B, C)``: log-softmax of :func:`forward_scores` (graph kept).
+
+    Args:
+        model: classifier, in eval mode.
+        x: inputs ``(B, *input_shape)``.
+
+    Returns:
+        ``(B, C)`` log-probabilities.
+    """
+    return F.log_softmax(forward_scores(model, x), dim=1)
+
+
+def jacobian_of_scores(
+    model: nn.Module, x: torch.Tensor, *, create_graph: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Jacobian ``S`` of the scores w.r.t. x, ``(B, C, *in)``, and ``log p`` ``(B, C)``.
+
+    Scores of a model ending in LogSoftmax are log-probabilities: their Jacobian differs from
+    that of the raw scores by a multiple of one row per sample, which changes neither
+    ``grad log p`` nor G nor D_x (all built from differences ``grad s_i - grad s_j``).
+
+    Args:
+        model: classifier, in eval mode.
+        x: inputs ``(B, *input_shape)``.
+        create_graph: keep the graph (for second derivatives); otherwise both are detached.
+
+    Returns:
+        ``jac`` ``(B, C, *input_shape)`` and ``logp`` ``(B, C)``.
+    """
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        scores = forward_scores(model, xg)
+        logp = F.log_softmax(scores, dim=1)
+        c = scores.shape[1]
+        if create_graph:
+            rows = [
+                torch.autograd.grad(scores[:, i].sum(), xg, retain_graph=True, create_graph=True)[0]
+                for i in range(c)
+            ]
+            return torch.stack(rows, dim=1), logp
+        # Written into one preallocated tensor: stacking a list of rows would hold the
+        # Jacobian twice (1.2 GB instead of 0.6 GB at ImageNet size, C = 1000).
+        jac = torch.empty((x.shape[0], c, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        if x.shape[0] == 1:
+            # One sample: vectorised backward passes over chunks of one-hot cotangents.
+            # Chunked, because is_grads_batched over all C = 1000 classes of an ImageNet net
+            # was measured 20x slower (and 2 GB larger) than the plain loop, while chunks of
+            # JAC_CHUNK classes beat the loop (by 1.3x for the MNIST CNN).
+            eye = torch.eye(c, dtype=scores.dtype, device=scores.device)
+            starts = range(0, c, JAC_CHUNK)
+            for k, a in enumerate(starts):
+                cot = eye[a : a + JAC_CHUNK].unsqueeze(1)  # (k, 1, C)
+                (g,) = torch.autograd.grad(
+                    scores, xg, cot, is_grads_batched=True, retain_graph=k < len(starts) - 1
+                )
+                jac[0, a : a + JAC_CHUNK] = g[:, 0]
+        else:
+            # C backward passes over the whole batch: measured faster than vmap for B > 1 on
+            # CPUs (the batch already fills the cores), and it needs no functorch.
+            for i in range(c):
+                jac[:, i] = torch.autograd.grad(scores[:, i].sum(), xg, retain_graph=i < c - 1)[0]
+    return jac, logp.detach()
+
+
+def logprob_rows(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """Rows ``grad log p_i = grad s_i - sum_k p_k grad s_k`` (chain rule of log-softmax).
+
+    Args:
+        jac: score Jacobian ``(B, C, *input_shape)``.
+        logp: log-probabilities ``(B, C)``.
+
+    Returns:
+        ``(B, C, *input_shape)`` Jacobian of ``log p``.
+    """
+    mean = torch.einsum("bk,bk...->b...", logp.exp(), jac)
+    return jac - mean.unsqueeze(1)
+
+
+def logprob_vjp(
+    model: nn.Module,
+    x: torch.Tensor,
+    cotangents: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
+    *,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    per_pass: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Products ``sum_i u_i grad_x log p_i`` for a stack of cotangents ``u``.
+
+    One backward pass per cotangent, batched through ``is_grads_batched`` up to ``per_pass``
+    images x cotangents at a time (a large batch already fills the cores; vmap multiplies the
+    memory). Used for the Monte-Carlo trace (one-hot draws) and the FGSM gradient.
+
+    Args:
+        model: classifier, in eval mode.
+        x: inputs ``(B, *input_shape)``.
+        cotangents: ``(S, B, C)``, or a callable of ``log p`` ``(B, C)`` (detached) returning
+            them (for cotangents that depend on the prediction).
+        reduce: applied to each chunk of products ``(s, B, *input_shape)`` before they are
+            concatenated (e.g. squared norms), so that all ``S`` products are never held.
+        per_pass: images x cotangents per backward pass.
+
+    Returns:
+        ``(S, B, *input_shape)`` products (or their reductions) and ``log p`` ``(B, C)``
+        (detached).
+    """
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logp = forward_log_probs(model, xg)
+        cot = cotangents(logp.detach()) if callable(cotangents) else cotangents
+        chunks = cot.to(logp.dtype).split(max(1, per_pass // x.shape[0]))
+        out = []
+        for k, u in enumerate(chunks):
+            (g,) = torch.autograd.grad(
+                logp, xg, u, is_grads_batched=True, retain_graph=k < len(chunks) - 1
+            )
+            out.append(g if reduce is None else reduce(g))
+    return torch.cat(out), logp.detach()
+
+
+def default_rtol(num_rows: int, dtype: torch.dtype) -> float:
+    """Default relative tolerance on singular values for ``num_rows`` gradient rows.
+
+    Not NumPy's ``max(M, N) * eps``: with ``m = 10^6`` parameters (the Fisher matrix) that
+    would be 0.1 in float32. The Gram matrix is formed in float64, so the error left is that
+    of the gradients themselves (a few eps of their dtype) or, for float64 gradients, the Gram
+    route's own resolution ``sqrt(eps64) = 1.5e-8`` on singular values. The exact zero of
+    Prop. 2.1.3 appears at about 4e-8 relative on the float32 MNIST CNN; ``10 * C * eps``
+    leaves a margin of 30 there.
+
+    Args:
+        num_rows: number of spanning rows (``C - 1``).
+        dtype: dtype of the gradients.
+
+    Returns:
+        ``10 * num_rows * max(eps(dtype), sqrt(eps64))``.
+    """
+    eps = max(torch.finfo(dtype).eps, torch.finfo(torch.float64).eps ** 0.5)
+    return 10 * num_rows * eps
+
+
+def helmert(num_classes: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(C, C-1)`` orthonormal basis ``H`` of the vectors whose entries sum to zero.
+
+    Args:
+        num_classes: ``C``.
+        dtype: dtype of the result.
+        device: device of the result.
+
+    Returns:
+        The Helmert basis ``(C, C-1)``.
+    """
+    h = torch.zeros(num_classes, num_classes - 1, dtype=dtype, device=device)
+    for k in range(1, num_classes):
+        h[:k, k - 1] = 1.0
+        h[k, k - 1] = -float(k)
+        h[:, k - 1] /= math.sqrt(k * (k + 1))
+    return h
+
+
+def work_dtype(t: torch.Tensor) -> torch.dtype:
+    """Dtype of the small ``C x C`` algebra: float64, except on Apple's MPS (no float64)."""
+    return torch.float64 if t.device.type != "mps" else torch.float32
+
+
+def metric_coefficients(logp: torch.Tensor) -> torch.Tensor:
+    """``K`` ``(B, C-1, C)`` with ``K^T K = diag(p) - p p^T``, computed without cancellation.
+
+    The diagonal ``p_i (1 - p_i)`` is formed as ``p_i * sum_{k != i} p_k`` from the
+    log-probabilities (``1 - p_i`` in float would lose every digit for a confident class).
+
+    Args:
+        logp: log-probabilities ``(B, C)``.
+
+    Returns:
+        ``(B, C-1, C)`` in :func:`work_dtype`.
+    """
+    b, c = logp.shape
+    dtype = work_dtype(logp)
+    lp = logp.to(dtype)
+    p = lp.exp()
+    others = lp.unsqueeze(1).expand(b, c, c).clone()
+    others.diagonal(dim1=1, dim2=2).fill_(-math.inf)
+    rest = torch.logsumexp(others, dim=2).exp()  # sum_{k != i} p_k
+    m = -p.unsqueeze(2) * p.unsqueeze(1)
+    m.diagonal(dim1=1, dim2=2).copy_(p * rest)
+    h = helmert(c, dtype, logp.device)
+    lam, v = torch.linalg.eigh(h.T @ m @ h)
+    root = (v * lam.clamp_min(0).sqrt().unsqueeze(1)) @ v.transpose(1, 2)
+    return root @ h.T
+
+
+def metric_factor(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """The factor ``A = K S`` ``(B, C-1, n)`` of ``G = A^T A``, written over ``jac``.
+
+    The product is formed chunk by chunk over the first ``C - 1`` rows of the Jacobian, so that
+    the factor costs no memory beyond the Jacobian itself. ``jac`` is overwritten.
+
+    Args:
+        jac: score Jacobian ``(B, C, *input_shape)`` (consumed).
+        logp: log-probabilities ``(B, C)``.
+
+    Returns:
+        ``(B, C-1, n)`` a view into ``jac``'s storage, in ``jac``'s dtype.
+    """
+    coeff = metric_coefficients(logp).to(jac.dtype)
+    flat = jac.flatten(2)  # (B, C, n)
+    c = flat.shape[1]
+    cols = max(1, GRAM_CHUNK_ELEMENTS // max(1, flat.shape[0] * c))
+    for a in range(0, flat.shape[2], cols):
+        flat[:, : c - 1, a : a + cols] = coeff @ flat[:, :, a : a + cols]
+    return flat[:, : c - 1]
+
+
+def tangent_coordinates(
+    jac: torch.Tensor, rtol: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Spanning rows of ``D_x`` from the score Jacobian, and the pseudo-inverse of their Gram.
+
+    ``D_x = span{grad log p_i} = span{grad s_i - grad s_j}`` is the row space of ``H^T S``:
+    ``C - 1`` rows with no exact dependency, so the tolerance only has to catch genuine
+    degeneracy (e.g. a dead network).
+
+    Args:
+        jac: score (or log-probability) Jacobian ``(B, C, *input_shape)``.
+        rtol: relative tolerance on singular values; default :func:`default_rtol`.
+
+    Returns:
+        ``rows`` ``(B, C-1, n)`` and ``K^+`` ``(B, C-1, C-1)`` in :func:`work_dtype`, and the
+        ranks ``(B,)``.
+    """
+    b, c = jac.shape[:2]
+    dtype = work_dtype(jac)
+    rows = helmert(c, dtype, jac.device).T @ jac.reshape(b, c, -1).to(dtype)
+    lam, u = torch.linalg.eigh(rows @ rows.transpose(1, 2))
+    if rtol is None:
+        rtol = default_rtol(c - 1, jac.dtype)
+    sigma = lam.clamp_min(0).sqrt()
+    nonzero = sigma > rtol * sigma.max(-1, keepdim=True).values
+    inv = torch.where(nonzero, 1.0 / lam.clamp_min(torch.finfo(dtype).tiny), 0.0)
+    pinv = (u * inv.unsqueeze(1)) @ u.transpose(1, 2)
+    return rows, pinv, nonzero.sum(-1)
+
+
+def project(jac: torch.Tensor, v: torch.Tensor, rtol: float | None = None) -> torch.Tensor:
+    """Orthogonal projection of ``v`` on ``D_x`` from a precomputed score Jacobian.
+
+    Least squares on the ``C - 1`` spanning rows of :func:`tangent_coordinates`.
+
+    Args:
+        jac: score (or log-probability) Jacobian ``(B, C, *input_shape)``.
+        v: vectors ``(B, *input_shape)``.
+        rtol: relative tolerance on singular values; default :func:`default_rtol`.
+
+    Returns:
+        ``(B, *input_shape)`` projections, in ``v``'s dtype.
+    """
+    rows, pinv, _ = tangent_coordinates(jac, rtol)
+    flat = v.reshape(v.shape[0], -1, 1).to(rows.dtype)
+    coeff = pinv @ (rows @ flat)  # (B, C-1, 1): least-squares coefficients
+    return (rows.transpose(1, 2) @ coeff).reshape(v.shape).to(v.dtype)

@@ -1,0 +1,75 @@
+"""What the launch buttons need: the Colab/Binder set-up cell and Binder's pins."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import setup_cell  # noqa: E402
+
+
+def pins(path: Path) -> dict[str, str]:
+    """Package name (normalised) -> the exact version pinned with ==."""
+    found = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s#;]+)", line)
+        if m:
+            found[m.group(1).lower().replace("_", "-")] = m.group(2)
+    return found
+
+
+def names(path: Path) -> set[str]:
+    """Every package named in a requirements file (pinned or not)."""
+    out = set()
+    for line in path.read_text().splitlines():
+        m = re.match(r"^\s*([A-Za-z][A-Za-z0-9_.\-]*)", line)
+        if m and not line.lstrip().startswith(("-", "#")):
+            out.add(m.group(1).lower().replace("_", "-"))
+    return out
+
+
+def test_every_chapter_starts_with_the_current_setup_cell():
+    assert setup_cell.main(["--check"]) == 0
+
+
+def test_setup_cell_pins_the_books_version_from_the_configured_repository():
+    src = setup_cell.cell_source()
+    version = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert f"@v{version.group(1)}" in src
+    assert "url: " + src.split("git+")[1].split("@v")[0] in (ROOT / "_config.yml").read_text()
+
+
+def test_setup_cell_is_silent_where_everything_is_installed(capsys):
+    assert importlib.util.find_spec("manifoldlib") is not None
+    namespace: dict = {}
+    exec(compile(setup_cell.cell_source(), "setup", "exec"), namespace)  # noqa: S102
+    assert capsys.readouterr().out == ""
+    assert namespace["missing"] == []
+
+
+def test_binder_pins_agree_with_requirements():
+    top, binder = pins(ROOT / "requirements.txt"), pins(ROOT / "binder" / "requirements.txt")
+    for name, version in binder.items():
+        if name in top:
+            assert top[name] == version, f"binder pins {name}=={version}, requirements {top[name]}"
+    # Every runtime package the chapters need is in Binder's image (tests and linters aside).
+    runtime = names(ROOT / "requirements.txt") - {
+        "pytest",
+        "nbval",
+        "hypothesis",
+        "ruff",
+        "playwright",
+        "jupyter-book",
+        "sphinx-proof",
+        "sphinx-exercise",
+    }
+    missing = runtime - names(ROOT / "binder" / "requirements.txt")
+    assert not missing, f"binder/requirements.txt lacks {sorted(missing)}"
+
+
+def test_binder_runtime_is_the_python_ci_uses():
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
