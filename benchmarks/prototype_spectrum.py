@@ -1,7 +1,7 @@
 """Scratch: the ImageNet-size non-zero spectrum of G straight from the score Jacobian.
 
-``python -m benchmarks.prototype_spectrum [route] [threads]``, route ``sym`` (this
-prototype) or ``lib`` (``local_data_lowrank(...).eigenvalues()`` today); prints one JSON
+``python -m benchmarks.prototype_spectrum [route] [threads]``, route ``sym`` (the
+symmetric product, now in the library) or ``factor`` (the route before); prints one JSON
 line with wall and CPU seconds, the peak resident memory and the top eigenvalues.
 
 The route: S = score Jacobian (C x n, float32, one forward pass and C backward passes in
@@ -41,22 +41,23 @@ def main() -> None:
     torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
     import manifoldlib as ml
     from benchmarks.spectrum import _rss_mb, build
-    from manifoldlib.geometry import _metric_coefficients  # scratch: private on purpose
+    from manifoldlib import _jacobian as _jac  # scratch: private on purpose
+    from manifoldlib.geometry import LowRankPSD
 
     model, x, _ = build("imagenet")
     base = _rss_mb()
     w0, c0 = time.perf_counter(), time.process_time()
-    out = {"route": route}
-    if route == "lib":
-        lam = ml.local_data_lowrank(model, x).eigenvalues()[0]
-    else:
-        s, logp = ml.score_jacobian(model, x, return_logp=True)
-        out["jacobian_wall_s"] = time.perf_counter() - w0
-        out["jacobian_cpu_s"] = time.process_time() - c0
-        gram = sym_gram(s.flatten(2)[0])
-        out["gram_wall_s"] = time.perf_counter() - w0 - out["jacobian_wall_s"]
-        k = _metric_coefficients(logp)[0]  # (C-1, C) float64
-        lam = torch.linalg.eigvalsh(k @ gram @ k.T).flip(0).clamp_min(0)
+    out = {"route": route, "threads": torch.get_num_threads()}
+    s, logp = ml.score_jacobian(model, x, return_logp=True)
+    out["jacobian_wall_s"] = time.perf_counter() - w0
+    out["jacobian_cpu_s"] = time.process_time() - c0
+    if route == "factor":  # before: form the (C-1) x n factor, then its Gram matrix
+        g = LowRankPSD(factor=_jac.metric_factor(s, logp), shape=tuple(x.shape[1:]))
+    else:  # now (the library for C >= 64): K (S_c S_c^T) K^T by a symmetric product
+        g = ml.geometry._ScoreJacobianPSD(s, logp, tuple(x.shape[1:]))
+    lam = g.eigenvalues()[0]
+    out["rank"] = int(g.rank()[0])
+    out["trace"] = float(g.trace()[0])
     out["wall_s"] = time.perf_counter() - w0
     out["cpu_s"] = time.process_time() - c0
     out["peak_rss_mb"] = _rss_mb()

@@ -201,9 +201,9 @@ def horizontal_path(
             if idx.numel() == 0:
                 break
             xa = x[idx]
-            jac, _ = _jac.jacobian_of_scores(model, xa)
+            rows, _ = _jac.difference_jacobian(model, xa)
             delta = target[idx] - xa
-            v = _jac.project(jac, delta, rtol)
+            v = _jac.project(rows, delta, rtol, differences=True)
             vnorm = v.flatten(1).norm(dim=1)
             dnorm = delta.flatten(1).norm(dim=1)
             vanished = vnorm <= VANISHING * dnorm
@@ -289,8 +289,8 @@ def across_leaves_path(
             if idx.numel() == 0:
                 break
             xa = x[idx]
-            jac, _ = _jac.jacobian_of_scores(model, xa)
-            u = direction[idx] - _jac.project(jac, direction[idx], rtol)
+            rows, _ = _jac.difference_jacobian(model, xa)
+            u = direction[idx] - _jac.project(rows, direction[idx], rtol, differences=True)
             unorm = u.flatten(1).norm(dim=1)
             vanished = unorm <= VANISHING * direction[idx].flatten(1).norm(dim=1)
             scale = torch.where(vanished, 0.0, step_size / unorm.clamp_min(1e-30))
