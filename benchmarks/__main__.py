@@ -1,6 +1,6 @@
 """``python -m benchmarks [--quick] [--paper]``: see ``benchmarks/README.md``."""
 
-from benchmarks.suite import main
+from benchmarks.cli import main
 
 if __name__ == "__main__":
     main()

@@ -51,7 +51,7 @@ def build(case: str):
 
     torch.manual_seed(0)
     if case == "mnist":
-        from benchmarks.suite import load_mnist_model
+        from benchmarks.cases import load_mnist_model
 
         model, weights = load_mnist_model("auto")
         data = ml.load_mnist(ml.current_profile().mnist_source)

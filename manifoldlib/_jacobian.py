@@ -38,6 +38,7 @@ __all__ = [
     "GRAM_CHUNK_ELEMENTS",
     "JAC_CHUNK",
     "default_rtol",
+    "difference_jacobian",
     "forward_log_probs",
     "forward_scores",
     "helmert",
@@ -50,6 +51,9 @@ __all__ = [
     "project",
     "tangent_coordinates",
     "work_dtype",
+    "metric_gram",
+    "symmetric_gram",
+    "SYMMETRIC_GRAM_MIN_CLASSES",
 ]
 
 #: Classes per vectorised backward pass for a single input (see :func:`jacobian_of_scores`).
@@ -161,6 +165,47 @@ def jacobian_of_scores(
             for i in range(c):
                 jac[:, i] = torch.autograd.grad(scores[:, i].sum(), xg, retain_graph=i < c - 1)[0]
     return jac, logp.detach()
+
+
+def difference_jacobian(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``C - 1`` rows ``H^T S`` ``(B, C-1, *in)`` that span ``D_x``, and ``log p`` ``(B, C)``.
+
+    ``D_x``, the projections on it and on ``ker G`` need only the differences of the score
+    gradients, whose orthonormal combinations are the rows of ``H^T S`` (``H``:
+    :func:`helmert`). Each row is one backward pass with a column of ``H`` as cotangent, so
+    this costs ``C - 1`` backward passes instead of the ``C`` of :func:`jacobian_of_scores`
+    (measured 1.12x faster per path step on the MNIST CNN, batch 32, one thread); the loop
+    over rows beat one vectorised (``is_grads_batched``) pass over all ``B (C - 1)`` cotangents
+    for ``B > 1`` on CPUs (0.86x), as for the full Jacobian. For one input the rows run
+    vectorised in chunks of ``JAC_CHUNK``, as in :func:`jacobian_of_scores`.
+
+    Args:
+        model: classifier, in eval mode.
+        x: inputs ``(B, *input_shape)``.
+
+    Returns:
+        ``rows`` ``(B, C-1, *input_shape)`` (detached, ``x``'s dtype) and ``logp`` ``(B, C)``.
+    """
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        scores = forward_scores(model, xg)
+        logp = F.log_softmax(scores, dim=1).detach()
+        c = scores.shape[1]
+        h = helmert(c, scores.dtype, scores.device)  # (C, C-1)
+        rows = torch.empty((x.shape[0], c - 1, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        if x.shape[0] == 1:
+            starts = range(0, c - 1, JAC_CHUNK)
+            for k, a in enumerate(starts):
+                cot = h[:, a : a + JAC_CHUNK].T.unsqueeze(1)  # (k, 1, C)
+                (g,) = torch.autograd.grad(
+                    scores, xg, cot, is_grads_batched=True, retain_graph=k < len(starts) - 1
+                )
+                rows[0, a : a + JAC_CHUNK] = g[:, 0]
+        else:
+            for i in range(c - 1):
+                cot = h[:, i].expand_as(scores)
+                rows[:, i] = torch.autograd.grad(scores, xg, cot, retain_graph=i < c - 2)[0]
+    return rows, logp
 
 
 def logprob_rows(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -313,7 +358,7 @@ def metric_factor(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
 
 
 def tangent_coordinates(
-    jac: torch.Tensor, rtol: float | None = None
+    jac: torch.Tensor, rtol: float | None = None, *, differences: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Spanning rows of ``D_x`` from the score Jacobian, and the pseudo-inverse of their Gram.
 
@@ -322,8 +367,11 @@ def tangent_coordinates(
     degeneracy (e.g. a dead network).
 
     Args:
-        jac: score (or log-probability) Jacobian ``(B, C, *input_shape)``.
+        jac: score (or log-probability) Jacobian ``(B, C, *input_shape)``, or with
+            ``differences`` the rows ``H^T S`` ``(B, C-1, *input_shape)`` themselves
+            (:func:`difference_jacobian`).
         rtol: relative tolerance on singular values; default :func:`default_rtol`.
+        differences: ``jac`` already holds the ``C - 1`` rows ``H^T S``.
 
     Returns:
         ``rows`` ``(B, C-1, n)`` and ``K^+`` ``(B, C-1, C-1)`` in :func:`work_dtype`, and the
@@ -331,7 +379,10 @@ def tangent_coordinates(
     """
     b, c = jac.shape[:2]
     dtype = work_dtype(jac)
-    rows = helmert(c, dtype, jac.device).T @ jac.reshape(b, c, -1).to(dtype)
+    if differences:
+        rows, c = jac.reshape(b, c, -1).to(dtype), c + 1
+    else:
+        rows = helmert(c, dtype, jac.device).T @ jac.reshape(b, c, -1).to(dtype)
     lam, u = torch.linalg.eigh(rows @ rows.transpose(1, 2))
     if rtol is None:
         rtol = default_rtol(c - 1, jac.dtype)
@@ -342,20 +393,24 @@ def tangent_coordinates(
     return rows, pinv, nonzero.sum(-1)
 
 
-def project(jac: torch.Tensor, v: torch.Tensor, rtol: float | None = None) -> torch.Tensor:
+def project(
+    jac: torch.Tensor, v: torch.Tensor, rtol: float | None = None, *, differences: bool = False
+) -> torch.Tensor:
     """Orthogonal projection of ``v`` on ``D_x`` from a precomputed score Jacobian.
 
     Least squares on the ``C - 1`` spanning rows of :func:`tangent_coordinates`.
 
     Args:
-        jac: score (or log-probability) Jacobian ``(B, C, *input_shape)``.
+        jac: score (or log-probability) Jacobian ``(B, C, *input_shape)``, or with
+            ``differences`` the rows ``H^T S`` ``(B, C-1, *input_shape)``.
         v: vectors ``(B, *input_shape)``.
         rtol: relative tolerance on singular values; default :func:`default_rtol`.
+        differences: ``jac`` holds the ``C - 1`` rows (:func:`difference_jacobian`).
 
     Returns:
         ``(B, *input_shape)`` projections, in ``v``'s dtype.
     """
-    rows, pinv, _ = tangent_coordinates(jac, rtol)
+    rows, pinv, _ = tangent_coordinates(jac, rtol, differences=differences)
     flat = v.reshape(v.shape[0], -1, 1).to(rows.dtype)
     coeff = pinv @ (rows @ flat)  # (B, C-1, 1): least-squares coefficients
     return (rows.transpose(1, 2) @ coeff).reshape(v.shape).to(v.dtype)
@@ -383,3 +438,66 @@ def kernel_norms(
         jac, _ = jacobian_of_scores(model, xs)
         out.append((vs - project(jac, vs, rtol)).flatten(1).norm(dim=1))
     return torch.cat(out)
+
+
+# Above this many classes, G's non-zero spectrum is computed from the Gram matrix of the
+# score Jacobian (``metric_gram``) instead of forming the (C-1) x n factor first: forming the
+# factor costs n C^2 multiply-adds and its Gram matrix as many again, the symmetric product
+# of the centred Jacobian n C^2 / 2. Below it the factor is cheap and kept.
+SYMMETRIC_GRAM_MIN_CLASSES = 64
+# Columns per float32 block product in ``symmetric_gram`` (accumulated in float64 across
+# blocks, so the float32 error of each block stays that of a sum of this many terms).
+SYMMETRIC_GRAM_COLUMNS = 4096
+
+
+def symmetric_gram(s: torch.Tensor, row_blocks: int = 4) -> torch.Tensor:
+    """``s s^T`` for ``s`` ``(B, C, n)``, in float64, computing only blocks on and above the diagonal.
+
+    A blocked symmetric rank-k update (syrk): the C rows are cut into ``row_blocks`` blocks
+    and only the blocks ``(i, j >= i)`` are multiplied, ``(k + 1) / (2 k)`` of the full
+    product for ``k`` blocks; each block is a float32 (the input's dtype) matrix product over
+    ``SYMMETRIC_GRAM_COLUMNS`` columns, accumulated in float64. The lower triangle is filled
+    by symmetry.
+
+    Args:
+        s: ``(B, C, n)`` rows.
+        row_blocks: number of row blocks (1: one plain product).
+
+    Returns:
+        ``(B, C, C)`` symmetric, in the work dtype (float64 except on MPS).
+    """
+    b, c, n = s.shape
+    dtype = work_dtype(s)
+    out = torch.zeros(b, c, c, dtype=dtype, device=s.device)
+    row_blocks = max(1, min(row_blocks, c))
+    edges = [round(i * c / row_blocks) for i in range(row_blocks + 1)]
+    for a in range(0, n, SYMMETRIC_GRAM_COLUMNS):
+        chunk = s[:, :, a : a + SYMMETRIC_GRAM_COLUMNS]
+        for i in range(row_blocks):
+            lo, hi = edges[i], edges[i + 1]
+            block = chunk[:, lo:hi] @ chunk[:, lo:].transpose(1, 2)  # (B, hi-lo, C-lo)
+            out[:, lo:hi, lo:] += block.to(dtype)
+    upper = out.triu()
+    return upper + upper.triu(1).transpose(1, 2)
+
+
+def metric_gram(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``A A^T = K (S S^T) K^T`` ``(B, C-1, C-1)`` of G's factor, without the factor.
+
+    ``K`` (:func:`metric_coefficients`) annihilates the all-ones vector, so ``K S = K S_c`` with
+    ``S_c = S - 1 m^T`` for any row ``m``; ``jac`` is centred in place on its class mean first
+    (``O(C n)``), which removes the component common to all score gradients and with it the
+    cancellation that ``K (S S^T) K^T`` would otherwise suffer. Then a symmetric product
+    (:func:`symmetric_gram`).
+
+    Args:
+        jac: score Jacobian ``(B, C, *input_shape)`` (centred in place; ``K jac`` unchanged).
+        logp: log-probabilities ``(B, C)``.
+
+    Returns:
+        ``(B, C-1, C-1)`` in the work dtype.
+    """
+    flat = jac.flatten(2)
+    flat -= flat.mean(dim=1, keepdim=True)
+    k = metric_coefficients(logp)  # (B, C-1, C), work dtype
+    return k @ symmetric_gram(flat) @ k.transpose(1, 2)

@@ -292,16 +292,21 @@ class LowRankPSD:
         shape = (self.factor.shape[0], self.factor.shape[1], *self.shape)
         return lam.to(self.factor.dtype), vecs.to(self.factor.dtype).reshape(shape)
 
+    def _rows_dtype(self) -> tuple[int, torch.dtype]:
+        """``(r, dtype)`` of the factor (without forming it, in the lazy subclass)."""
+        return self.factor.shape[1], self.factor.dtype
+
     def _nonzero(self, lam: torch.Tensor, rtol: float | None, atol: float = 0.0) -> torch.Tensor:
         if rtol is None:
-            rtol = _jac.default_rtol(self.factor.shape[1], self.factor.dtype)
+            rtol = _jac.default_rtol(*self._rows_dtype())
         sigma = lam.clamp_min(0).sqrt()
         tol = torch.clamp(rtol * sigma.max(dim=-1, keepdim=True).values, min=atol)
         return sigma > tol
 
     def eigenvalues(self) -> torch.Tensor:
         """``(B, r)`` eigenvalues in decreasing order (the rest of the spectrum is zero)."""
-        return torch.linalg.eigvalsh(self.gram()).flip(-1).clamp_min(0).to(self.factor.dtype)
+        dtype = self._rows_dtype()[1]
+        return torch.linalg.eigvalsh(self.gram()).flip(-1).clamp_min(0).to(dtype)
 
     def rank(self, rtol: float | None = None, atol: float = 0.0) -> torch.Tensor:
         """Numerical rank of each matrix, ``(B,)``.
@@ -343,6 +348,59 @@ class LowRankPSD:
         return self.factor.transpose(1, 2) @ self.factor
 
 
+class _ScoreJacobianPSD(LowRankPSD):
+    """G in factored form whose factor ``A = K S`` is formed only when it is asked for.
+
+    For many classes (``C >= SYMMETRIC_GRAM_MIN_CLASSES``) the trace, rank and eigenvalues
+    come from the Gram matrix ``K (S S^T) K^T`` (:func:`manifoldlib._jacobian.metric_gram`, a
+    symmetric product of the centred score Jacobian, ``n C^2 / 2`` multiply-adds), not from
+    the factor (``n C^2`` to form it and as many for its Gram matrix). ``factor``,
+    :meth:`eigh`, :meth:`matvec`, :meth:`quadratic` and :meth:`to_dense` form the factor, over
+    the Jacobian's own storage, on first use.
+    """
+
+    def __init__(self, jac: torch.Tensor, logp: torch.Tensor, shape: tuple[int, ...]) -> None:
+        self._scores: torch.Tensor | None = jac
+        self._logp = logp
+        self._factor: torch.Tensor | None = None
+        self._lazy_gram: torch.Tensor | None = None
+        self._num_rows, self._dtype = jac.shape[1] - 1, jac.dtype
+        self._n = math.prod(jac.shape[2:])
+        self.shape = shape
+        self._gram, self._gram_key = None, None
+
+    @property
+    def factor(self) -> torch.Tensor:  # type: ignore[override]
+        if self._factor is None:
+            self._factor = _jac.metric_factor(self._scores, self._logp)
+            self._scores = None
+        return self._factor
+
+    @factor.setter
+    def factor(self, value: torch.Tensor) -> None:
+        self._factor, self._scores, self._lazy_gram = value, None, None
+
+    @property
+    def size(self) -> int:
+        return self._n
+
+    def _rows_dtype(self) -> tuple[int, torch.dtype]:
+        return self._num_rows, self._dtype
+
+    def gram(self) -> torch.Tensor:
+        if self._lazy_gram is not None:
+            return self._lazy_gram
+        if self._factor is not None:
+            return super().gram()
+        self._lazy_gram = _jac.metric_gram(self._scores, self._logp)
+        return self._lazy_gram
+
+    def trace(self) -> torch.Tensor:
+        if self._factor is not None:
+            return super().trace()
+        return torch.diagonal(self.gram(), dim1=1, dim2=2).sum(-1).to(self._dtype)
+
+
 def _check_dense_size(batch: int, m: int, element_size: int, max_bytes: int) -> None:
     need = batch * m * m * element_size
     if need > max_bytes:
@@ -368,6 +426,8 @@ def local_data_lowrank(model: nn.Module, x: torch.Tensor) -> LowRankPSD:
     check_input(model, x)
     with eval_mode(model):
         jac, logp = _jac.jacobian_of_scores(model, x)
+    if jac.shape[1] >= _jac.SYMMETRIC_GRAM_MIN_CLASSES:
+        return _ScoreJacobianPSD(jac, logp, tuple(x.shape[1:]))
     return LowRankPSD(factor=_jac.metric_factor(jac, logp), shape=tuple(x.shape[1:]))
 
 
@@ -633,8 +693,8 @@ def tangent_projection(
     """
     _check_projection_args(model, x, v)
     with eval_mode(model):
-        jac, _ = _jac.jacobian_of_scores(model, x)
-    return _jac.project(jac, v, rtol)
+        rows, _ = _jac.difference_jacobian(model, x)
+    return _jac.project(rows, v, rtol, differences=True)
 
 
 def kernel_projection(
@@ -655,8 +715,8 @@ def kernel_projection(
     """
     _check_projection_args(model, x, v)
     with eval_mode(model):
-        jac, _ = _jac.jacobian_of_scores(model, x)
-    return v - _jac.project(jac, v, rtol)
+        rows, _ = _jac.difference_jacobian(model, x)
+    return v - _jac.project(rows, v, rtol, differences=True)
 
 
 def tangent_basis(
