@@ -79,7 +79,11 @@ def export_model(name: str, activation: str) -> dict:
     data = ml.load_toy(name)
     keep = np.arange(0, len(data.test_y), 4)
     points = [
-        [round(float(data.test_x[i, 0]), 3), round(float(data.test_x[i, 1]), 3), int(data.test_y[i])]
+        [
+            round(float(data.test_x[i, 0]), 3),
+            round(float(data.test_x[i, 1]), 3),
+            int(data.test_y[i]),
+        ]
         for i in keep
     ]
     n_in, n_classes = ml.TOY_DATASETS[name]
