@@ -4,6 +4,11 @@ Needs the built HTML (`python tools/build_book.py`) and Chromium (Debian's `chro
 package) driven by Playwright's Python package. Every page of `_toc.yml` is checked for a
 title, rendered maths, loaded figures, no error output and no request to another host; the
 explorer chapter for its widgets. Screenshots go to `_build/screenshots/`.
+
+The live foliation explorer (book/foliation_explorer/explorer.html, included by chapter 4)
+is also tested on its own, wrapped in a minimal page (no build needed), at a desktop and a
+phone-sized viewport: the path it draws must agree with `manifoldlib.horizontal_path` on
+the same weights, and the ReLU/tanh toggle must change the picture.
 """
 
 from __future__ import annotations
