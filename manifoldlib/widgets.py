@@ -11,7 +11,9 @@ small widget (a PNG ``Image`` and an ``HTML`` caption with the bars), all frames
 browser. So the page rendered from the saved widget state (Jupyter Book, nbviewer) still
 scrubs through the frames and switches between the two modes; only "compute" needs a
 kernel. Frames are few and small (a 28 x 28 digit is about 1 KB as PNG) to keep the saved
-state light.
+state light. :meth:`PathExplorer.for_static_page` shows the kernel-only controls disabled, with
+each mode's own settings and a one-line notice; :func:`path_gallery_html` renders many
+precomputed paths as a grid of thumbnails that open their strips (plain HTML and CSS).
 
 Introduced in the chapter "An interactive explorer" (book/17).
 """
@@ -31,7 +33,7 @@ from ._checks import check_model, check_positive, check_tensor
 from .images import ToPixels, frame_indices, image_png
 from .paths import Clamp, PathResult, across_leaves_path, horizontal_path
 
-__all__ = ["MODES", "PathExplorer", "image_png", "probability_bars_html"]
+__all__ = ["MODES", "PathExplorer", "image_png", "path_gallery_html", "probability_bars_html"]
 
 #: The explorer's two modes, in the order of its toggle buttons.
 MODES = ("horizontal", "across leaves")
@@ -69,6 +71,112 @@ def probability_bars_html(
     return "".join(rows)
 
 
+def path_gallery_html(
+    result: PathResult,
+    pairs: Sequence[tuple[int, int]],
+    classes: Sequence[str],
+    *,
+    to_pixels: ToPixels | None = None,
+    frames: int = 7,
+    scale: int = 2,
+    step_size: float | None = None,
+    anchor: str = "gallery",
+) -> str:
+    """Many precomputed paths as a grid of end-point thumbnails, each opening its strip.
+
+    Plain HTML and CSS (``:target``), no JavaScript and no kernel: a row per source class,
+    a column per target class; each cell shows the path's last point and links to a strip
+    of ``frames`` evenly spaced records with the step, the predicted class, its probability
+    and the distance to the target, all read from the path itself.
+
+    Args:
+        result: a :class:`~manifoldlib.paths.PathResult` with one path per pair (``B``).
+        pairs: ``B`` pairs ``(source class, target class)``; each pair at most once.
+        classes: class names; the grid has ``len(classes)`` rows and columns.
+        to_pixels: map from model inputs to pixels in [0, 1] (e.g. ``data.to_pixels``).
+        frames: frames per strip.
+        scale: upscaling factor of the images.
+        step_size: the path's step length, to state path lengths (optional).
+        anchor: prefix of the HTML ids (unique per page).
+
+    Returns:
+        HTML text (images inlined as base64 PNG).
+
+    Introduced in the chapter "An interactive explorer".
+    """
+    import base64
+
+    if not isinstance(result, PathResult):
+        raise TypeError(f"result must be a PathResult, got {type(result).__name__}")
+    if len(pairs) != result.points.shape[1]:
+        raise ValueError(f"{len(pairs)} pairs for {result.points.shape[1]} paths")
+    if len(set(pairs)) != len(pairs):
+        raise ValueError("each (source class, target class) pair may appear only once")
+    check_positive(frames, "frames", integer=True)
+    c = len(classes)
+    if any(not (0 <= a < c and 0 <= b < c) for a, b in pairs):
+        raise ValueError(f"pair classes must be in [0, {c})")
+
+    def src(x: torch.Tensor) -> str:
+        data = base64.b64encode(image_png(x, to_pixels, scale)).decode()
+        return f"data:image/png;base64,{data}"
+
+    name = [html.escape(str(n)) for n in classes]
+    where = {pair: q for q, pair in enumerate(pairs)}
+    cells = ['<div class="pg-h"></div>'] + [f'<div class="pg-h">{n}</div>' for n in name]
+    strips = []
+    for a in range(c):
+        cells.append(f'<div class="pg-h">{name[a]} &rarr;</div>')
+        for b in range(c):
+            q = where.get((a, b))
+            if q is None:
+                cells.append("<div></div>")
+                continue
+            single = _select(result, q)
+            taken = int(single.steps_taken[0])
+            d0, d1 = float(single.distances[0, 0]), float(single.distances[-1, 0])
+            end = int(single.predictions[-1, 0])
+            length = f", path length {taken * step_size:.1f}" if step_size else ""
+            summary = (
+                f"{name[a]} &rarr; {name[b]}: {taken} steps{length}, stopped: "
+                f"{html.escape(single.stop_reasons[0])}; distance to the target "
+                f"{d0:.1f} &rarr; {d1:.1f}; the end point is predicted {name[end]}"
+            )
+            ident = f"{anchor}-{a}-{b}"
+            cells.append(
+                f'<a href="#{ident}" title="{summary}"><img src="{src(single.points[-1, 0])}" '
+                f'alt="end point of the path {name[a]} to {name[b]}"></a>'
+            )
+            figs = []
+            for r in _frame_records(single.points.shape[0], frames):
+                k = int(single.predictions[r, 0])
+                p = float(single.class_probabilities[r, 0, k])
+                figs.append(
+                    f'<figure><img src="{src(single.points[r, 0])}" alt="step '
+                    f'{int(single.steps[r])}"><figcaption>step {int(single.steps[r])}<br>'
+                    f"{name[k]} {p:.2f}<br>d {float(single.distances[r, 0]):.1f}"
+                    "</figcaption></figure>"
+                )
+            strips.append(
+                f'<div class="pg-strip" id="{ident}"><p>{summary}</p>'
+                f'<div class="pg-frames">{"".join(figs)}</div></div>'
+            )
+    style = (
+        f"<style>#{anchor} .pg-grid{{display:grid;grid-template-columns:auto repeat({c},auto);"
+        "gap:2px;justify-content:start;font:10px sans-serif;align-items:center}"
+        f"#{anchor} .pg-grid img{{display:block;border:1px solid #ddd}}"
+        f"#{anchor} .pg-h{{padding:0 3px;white-space:nowrap}}"
+        f"#{anchor} .pg-strip{{display:none;margin-top:0.6em}}"
+        f"#{anchor} .pg-strip:target{{display:block}}"
+        f"#{anchor} .pg-frames{{display:flex;flex-wrap:wrap;gap:4px}}"
+        f"#{anchor} figure{{margin:0;font:10px sans-serif;text-align:center}}</style>"
+    )
+    return (
+        f'<div id="{anchor}" class="path-gallery">{style}'
+        f'<div class="pg-grid">{"".join(cells)}</div>{"".join(strips)}</div>'
+    )
+
+
 def _labelled(text: str, widget: widgets.Widget) -> widgets.HBox:
     """A control with its label in an HTML widget.
 
@@ -77,7 +185,7 @@ def _labelled(text: str, widget: widgets.Widget) -> widgets.HBox:
     then breaks on the static page.
     """
     label = widgets.HTML(f'<span style="font-size:12px">{html.escape(text)}</span>')
-    label.layout.width = "4.5em"
+    label.layout.width = f"{max(4.5, 0.62 * len(text)):.1f}em"
     return widgets.HBox([label, widget])
 
 
@@ -117,6 +225,8 @@ class _ModeView:
         )
         self.result: PathResult | None = None
         self.records: list[int] = []
+        # What produced the shown path: source, target or seed, most steps (None if loaded).
+        self.settings: dict[str, object] | None = None
 
     def _on_slider(self, change: dict) -> None:
         self.stack.selected_index = int(change["new"])
@@ -235,12 +345,19 @@ class PathExplorer(widgets.VBox):
                 widgets.HBox(
                     [
                         _labelled("seed", self.seed),
-                        _labelled("steps", self.steps),
+                        _labelled("max steps", self.steps),
                         self.compute_button,
                     ]
                 ),
             ]
         )
+        self._kernel_controls = list(controls.children[1:])
+        # The static form (see for_static_page): a notice and, per mode, disabled copies of
+        # the controls holding that mode's own settings, switched by the mode buttons.
+        self.notice = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.static_panel = widgets.Stack([], layout=widgets.Layout(display="none"))
+        widgets.jslink((self.mode, "index"), (self.static_panel, "selected_index"))
+        controls.children = (*controls.children, self.notice, self.static_panel)
         super().__init__([controls, self.view_stack])
 
     @classmethod
@@ -287,6 +404,8 @@ class PathExplorer(widgets.VBox):
 
     def _on_mode(self, change: dict) -> None:
         self.view_stack.selected_index = int(change["new"])
+        if self.static_panel.children:
+            self.static_panel.selected_index = int(change["new"])
 
     # --- computing and showing paths ----------------------------------------------------
 
@@ -321,12 +440,58 @@ class PathExplorer(widgets.VBox):
         if mode == MODES[0]:
             side.append(self.images[other])
         self.load(result, mode=mode, side_images=side)
+        self.views[mode].settings = {"source": src, "other": other, "steps": steps}
         what = f"target {other}" if mode == MODES[0] else f"seed {other}"
         self.views[mode].status.value = (
-            f"{mode} path from image {src} ({what}): {int(result.steps_taken[0])} steps, "
-            f"stopped: {result.stop_reasons[0]}{' (from the cache)' if cached else ''}"
+            f"{mode} path from image {src} ({what}): {int(result.steps_taken[0])} steps "
+            f"taken of at most {steps}, stopped: {result.stop_reasons[0]}"
+            f"{' (from the cache)' if cached else ''}"
         )
         return result
+
+    def for_static_page(self, static: bool = True) -> None:
+        """Show the controls that need a kernel disabled, for a page without one.
+
+        A static page (Jupyter Book, nbviewer) renders the widget state saved at the end of
+        execution; nothing there can run Python. With ``static=True`` the live source,
+        target, seed and step boxes and the "compute" button are hidden and replaced by
+        disabled copies holding the settings of the path each mode shows (switched with the
+        mode buttons, in the browser), and a one-line notice says why. ``static=False``
+        restores the live controls.
+
+        Args:
+            static: switch to the static form (``True``) or back (``False``).
+        """
+        for row in self._kernel_controls:
+            row.layout.display = "none" if static else None
+        self.notice.layout.display = None if static else "none"
+        self.static_panel.layout.display = None if static else "none"
+        if not static:
+            return
+        self.notice.value = (
+            '<div style="font-size:12px;color:#555">No Python kernel on this page: choosing '
+            "images and computing are disabled (they show the settings of the path on "
+            "display); the slider and the mode buttons work. Open the chapter in Jupyter to "
+            "compute other paths.</div>"
+        )
+        panels = []
+        for mode, view in self.views.items():
+            s = view.settings
+            if s is None or view.result is None:
+                panels.append(widgets.HTML("<small>(a path loaded from elsewhere)</small>"))
+                continue
+            other = "target" if mode == MODES[0] else "seed"
+            boxes = [
+                ("source", s["source"]),
+                (other, s["other"]),
+                ("max steps", s["steps"]),
+                ("steps taken", int(view.result.steps_taken[0])),
+            ]
+            items = [_labelled(name, widgets.IntText(value=v, disabled=True)) for name, v in boxes]
+            items.append(widgets.Button(description="compute", disabled=True))
+            panels.append(widgets.HBox(items, layout=widgets.Layout(flex_flow="row wrap")))
+        self.static_panel.children = panels
+        self.static_panel.selected_index = self.mode.index
 
     def _run(self, mode: str, src: int, other: int, steps: int) -> PathResult:
         x = self.images[src : src + 1]
@@ -400,6 +565,7 @@ class PathExplorer(widgets.VBox):
         for im, x in zip(view.side, side_images, strict=False):
             im.value = image_png(x, self.to_pixels, self.scale)
         view.result, view.records = single, records
+        view.settings = None
         view.slider.value = 0
         view.slider.max = len(records) - 1
         view.stack.selected_index = 0

@@ -4,6 +4,11 @@ Needs the built HTML (`python tools/build_book.py`) and Chromium (Debian's `chro
 package) driven by Playwright's Python package. Every page of `_toc.yml` is checked for a
 title, rendered maths, loaded figures, no error output and no request to another host; the
 explorer chapter for its widgets. Screenshots go to `_build/screenshots/`.
+
+The live foliation explorer (book/foliation_explorer/explorer.html, included by chapter 4)
+is also tested on its own, wrapped in a minimal page (no build needed), at a desktop and a
+phone-sized viewport: the path it draws must agree with `manifoldlib.horizontal_path` on
+the same weights, and the ReLU/tanh toggle must change the picture.
 """
 
 from __future__ import annotations
@@ -157,3 +162,128 @@ def test_page_renders_offline(page, server, browser):
     print(
         f"{page}: {info['images']} figures, {info['mathRendered']} formulas, {info['widgets']} widgets"
     )
+
+
+# --- the live foliation explorer (book/foliation_explorer, included by chapter 4) -----------
+
+EXPLORER = ROOT / "book" / "foliation_explorer"
+
+
+@pytest.fixture(scope="module")
+def explorer_page(tmp_path_factory):
+    """The explorer fragment wrapped in a minimal page, served from localhost."""
+    folder = tmp_path_factory.mktemp("explorer")
+    fragment = (EXPLORER / "explorer.html").read_text()
+    (folder / "index.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>explorer</title></head><body>{fragment}</body></html>"
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder))
+    )
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    httpd.shutdown()
+
+
+def _open_explorer(browser, url, viewport):
+    ctx = browser.new_context(viewport=viewport)
+    outside, errors = [], []
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    p = ctx.new_page()
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    p.goto(url, wait_until="networkidle")
+    p.wait_for_selector("#fx-root[data-ready='1']", state="attached", timeout=20_000)
+    return ctx, p, outside, errors
+
+
+def _click_plane(p, x, y, box):
+    """Click the plane at world coordinates (x, y) in [-box, box]^2."""
+    r = p.locator("#fx-root .fx-plane").bounding_box()
+    p.mouse.click(
+        r["x"] + (x + box) / (2 * box) * r["width"], r["y"] + (box - y) / (2 * box) * r["height"]
+    )
+
+
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1000, "height": 900}, {"width": 375, "height": 740}]
+)
+def test_live_explorer_agrees_with_manifoldlib(viewport, explorer_page, browser):
+    import json
+    import sys
+    import warnings
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import export_toy_explorer as ex
+
+    import manifoldlib as ml
+
+    weights = json.loads((EXPLORER / "weights.json").read_text())
+    box = weights["paths"]["box"]
+    ctx, p, outside, errors = _open_explorer(browser, explorer_page, viewport)
+    width = p.evaluate("document.querySelector('#fx-root .fx-plane').getBoundingClientRect().width")
+    assert width <= viewport["width"], "the explorer is wider than the screen"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    A, B = (-1.5, 0.5), (-1.0, -1.5)  # chapter 4's A and B (classes 0 and 1 of the moons)
+    _click_plane(p, *A, box)  # a point: its leaf and kernel direction
+    _click_plane(p, *B, box)  # a target: Algorithm 1 both ways
+    state = p.evaluate("window.foliationExplorer.finish()")
+    p.screenshot(path=str(SHOTS / f"explorer-{viewport['width']}.png"), full_page=True)
+    assert state["model"] == "moons-relu"
+    got_a, got_b = torch.tensor(state["point"]), torch.tensor(state["target"])
+    assert (got_a - torch.tensor(A)).abs().max() < 0.03  # a click is accurate to a pixel
+    assert (got_b - torch.tensor(B)).abs().max() < 0.03
+
+    net = ex.load_exported(weights["models"]["moons-relu"])
+    s = weights["paths"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="horizontal_path relies on Theorem 3.1")
+        ref = ml.horizontal_path(
+            net,
+            got_a[None].double(),
+            got_b[None].double(),
+            step_size=s["step_size"],
+            max_steps=s["max_steps"],
+            threshold=s["threshold"],
+            progress=False,
+        )
+    js = torch.tensor(state["exact"]["points"], dtype=torch.float64)
+    py = ref.points[:, 0]
+    assert int(ref.steps_taken[0]) == state["exact"]["steps"]
+    assert state["exact"]["stop"].replace(" ", "_") == ref.stop_reasons[0].replace(" ", "_")
+    for k in (0, len(js) // 4, len(js) // 2, len(js) - 1):
+        assert (js[k] - py[k]).norm() < 1e-6, f"step {k}: browser {js[k]} vs manifoldlib {py[k]}"
+    # the kernel direction the page shows is orthogonal to D_x (manifoldlib's projection)
+    ker = torch.tensor(state["leaf"]["kernel"], dtype=torch.float64)[None]
+    assert ml.tangent_projection(net, got_a[None].double(), ker).norm() < 1e-9
+    # the paper's least squares leaves D_x; the exact path does not
+    assert max(state["lsq"]["offShare"]) > 0.5 and max(state["exact"]["offShare"]) < 1e-9
+
+    before = p.evaluate("window.foliationExplorer.signature()")
+    p.locator("#fx-root .fx-act").click()  # ReLU -> tanh
+    after = p.evaluate("window.foliationExplorer.finish()")
+    assert after["model"] == "moons-tanh"
+    assert p.evaluate("window.foliationExplorer.signature()") != before, "picture unchanged"
+    bench = p.evaluate("window.foliationExplorer.benchmarkDrag(30)")
+    print(f"explorer at {viewport['width']} px: drag redraw {bench['ms_per_frame']:.1f} ms/frame")
+    ctx.close()
+    assert not outside, f"requests to other hosts: {outside[:3]}"
+    assert not errors, f"JavaScript errors: {errors[:3]}"

@@ -96,3 +96,55 @@ def test_helpers():
     assert bars.count("<div") == 2 and "#e67e22" in bars.split("</div>")[1]
     with pytest.raises(ValueError, match="classes"):
         probability_bars_html([0.1, 0.9], ["a"])
+
+
+def test_static_form_shows_each_modes_own_settings(explorer):
+    explorer.source_index.value, explorer.target_index.value = 0, 3
+    h = explorer.compute("horizontal")
+    explorer.mode.value = MODES[1]
+    explorer.seed.value, explorer.steps.value = 5, 12
+    a = explorer.compute()
+    explorer.mode.value = MODES[0]
+    assert "at most 40" in explorer.views[MODES[0]].status.value
+    assert f"{int(h.steps_taken[0])} steps taken" in explorer.views[MODES[0]].status.value
+    explorer.for_static_page()
+    assert all(row.layout.display == "none" for row in explorer._kernel_controls)
+    assert "No Python kernel" in explorer.notice.value
+    panels = explorer.static_panel.children
+    assert len(panels) == 2 and explorer.static_panel.selected_index == 0
+
+    def values(panel):
+        boxes = [hb.children[1] for hb in panel.children[:-1]]
+        assert all(b.disabled for b in boxes) and panel.children[-1].disabled
+        return [b.value for b in boxes]
+
+    # the numbers shown agree with the paths shown (a box per mode, not one shared box)
+    assert values(panels[0]) == [0, 3, 40, int(h.steps_taken[0])]
+    assert values(panels[1]) == [0, 5, 12, int(a.steps_taken[0])]
+    explorer.mode.value = MODES[1]
+    assert explorer.static_panel.selected_index == 1
+    explorer.for_static_page(False)
+    assert explorer.notice.layout.display == "none"
+    assert all(row.layout.display is None for row in explorer._kernel_controls)
+
+
+def test_gallery_html(explorer):
+    from manifoldlib.widgets import path_gallery_html
+
+    x = explorer.images
+    pairs = [(0, 1), (1, 0), (2, 2)]
+    result = ml.horizontal_path(
+        explorer.model, x[[0, 1, 2]], x[[1, 0, 5]], max_steps=8, progress=False
+    )
+    page = path_gallery_html(result, pairs, list("abcde"), frames=3, step_size=0.1, anchor="g")
+    assert page.count('<a href="#g-') == 3 and page.count('class="pg-strip"') == 3
+    assert page.count("<figure>") == 9 and "path length" in page
+    # every strip states its own path's numbers
+    for q, (a, b) in enumerate(pairs):
+        strip = page.split(f'id="g-{a}-{b}"')[1].split("</div></div>")[0]
+        assert f"{int(result.steps_taken[q])} steps" in strip
+        assert f"step {int(result.steps[-1])}" in strip
+    with pytest.raises(ValueError, match="pairs"):
+        path_gallery_html(result, pairs[:2], list("abcde"))
+    with pytest.raises(ValueError, match="once"):
+        path_gallery_html(result, [(0, 1)] * 3, list("abcde"))
