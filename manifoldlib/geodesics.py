@@ -105,7 +105,7 @@ class GeodesicResult:
         miss: ``(T, B)`` the same distance just after each step, before the next one aims
             again: round-off inside a linear region, larger where the step crossed a region
             boundary (or was clamped).
-        segment_lengths: ``(T, B)`` G-length of each step, ``sqrt(delta^T G(x_t) delta)``
+        segment_lengths: ``(T, B)`` G-length of each net step ``delta = x_{t+1} - x_t``, ``sqrt(delta^T G(x_t) delta)``
             (left-point rule, as ``ml.metric_lengths``), float64.
         step_norms: ``(T, B)`` Euclidean length of each step.
         box_violation: ``(T, B)`` how far the unclamped step took a pixel outside the clamp
@@ -183,7 +183,7 @@ def _aim(
     c2, _ = torch.linalg.solve_ex(gram, rows @ moved.unsqueeze(-1))
     inside = (rows.transpose(1, 2) @ c2).squeeze(-1)
     off = (moved - inside).norm(dim=1)
-    return new.to(cur.dtype), gl, moved.norm(dim=1), viol, off, bad, info != 0
+    return new.to(cur.dtype), gl, moved.norm(dim=1), viol, off, bad, info != 0, jac, p
 
 
 def leaf_geodesic(
@@ -258,8 +258,12 @@ def leaf_geodesic(
         bad = torch.zeros(len(idx), dtype=torch.bool)
         singular = bad.clone()
         first_miss = None
+        start = xa.clone()
+        jac0 = p_start = None
         for _attempt in range(corrections + 1):
-            new, g_, m_, v_, o_, bad_, sing_ = _aim(model, xa, log_plan[k, idx], clamp)
+            new, g_, m_, v_, o_, bad_, sing_, jac_, p_ = _aim(model, xa, log_plan[k, idx], clamp)
+            if jac0 is None:
+                jac0, p_start = jac_, p_
             bad |= bad_
             singular |= sing_
             gl, mn, of = gl + g_, mn + m_, of + o_
@@ -272,7 +276,13 @@ def leaf_geodesic(
             if bool((dev[~bad] <= 2e-6).all()):
                 break
         cur[idx] = xa
-        seg[k - 1, idx], norms[k - 1, idx], viol[k - 1, idx] = gl, mn, vi
+        # G-length of the net step x_{k+1} - x_k at x_k (the rule of ml.metric_lengths):
+        # corrections that bounce across a region boundary do not add length to the curve.
+        net = (xa.double() - start.double()).flatten(1)
+        sd = (jac0.flatten(2).double() @ net.unsqueeze(-1)).squeeze(-1)
+        centred = sd - (p_start * sd).sum(1, keepdim=True)
+        gl = centred.pow(2).mul(p_start).sum(1).clamp_min(0).sqrt()
+        seg[k - 1, idx], norms[k - 1, idx], viol[k - 1, idx] = gl, net.norm(dim=1), vi
         off[k - 1, idx] = of / mn.clamp_min(1e-300)
         miss[k - 1, idx] = first_miss
         left = ~bad & ((dev > tolerance) | ~torch.isfinite(dev))
