@@ -146,3 +146,35 @@ def prediction_change(
         lq = _jac.forward_log_probs(model, x + delta).double()
     kl = F.kl_div(lp, lq, log_target=True, reduction="none").sum(1).clamp_min(0)
     return kl, lq.argmax(1) != lp.argmax(1)
+
+
+def ossa_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The one-step spectral attack (OSSA) of Zhao et al. (2019): top eigenvector of G.
+
+    Zhao et al. attack along the eigenvector of the Fisher information matrix of the input,
+    ``G(x, w) = sum_i p_i grad log p_i grad log p_i^T`` (the local data matrix of eq. 6), with
+    the largest eigenvalue: the unit direction of the largest second-order KL divergence
+    ``1/2 delta^T G delta``. The eigenvector's sign is free; it is chosen so that the step
+    raises the loss ``-log p_y`` to first order (``<v, -grad log p_y> >= 0``). The direction lies
+    in ``D_x`` by construction.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        y: ``(B,)`` the classes to attack (the labels, or the model's predictions).
+
+    Returns:
+        ``(B, *input_shape)`` unit vectors (Euclidean norm 1).
+
+    Introduced in the chapter "Adversarial directions and the leaf".
+    """
+    from .geometry import local_data_lowrank, logprob_jacobian
+
+    _check_input(model, x)
+    _check_labels(y, x)
+    _, vecs = local_data_lowrank(model, x).eigh()
+    top = vecs[:, 0]  # (B, *input_shape), unit norm
+    grad = logprob_jacobian(model, x)[torch.arange(x.shape[0]), y]  # grad log p_y
+    slope = -(top.flatten(1) * grad.flatten(1)).sum(1)  # d(-log p_y) along top
+    sign = torch.where(slope >= 0, 1.0, -1.0).to(top.dtype)
+    return top * sign.view(-1, *[1] * (x.dim() - 1))
