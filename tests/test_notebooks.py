@@ -132,6 +132,9 @@ def test_every_cross_reference_and_citation_resolves():
                 broken += [
                     f"{name}: {{cite}} {k}" for k in re.split(r"[,;]\s*", keys) if k not in bib
                 ]
+        for t in re.findall(r"^(?:`{3,}|:{3,})\{solution(?:-start)?\}\s*(\S+)", text, flags=re.M):
+            if t not in every:
+                broken.append(f"{name}: {{solution}} of an unknown exercise {t}")
         for t in _targets("doc", text):
             page = (
                 t.removeprefix("/book/")
