@@ -51,9 +51,12 @@ def path_strip(
     title: str | None = None,
     size: float = 1.1,
 ) -> Figure:
-    """A strip of images along one path, each labelled with predicted class and probability.
+    """A strip of images along one path, each frame labelled as in Figures 3-6 of the paper.
 
-    As Figures 3-6 of the paper.
+    Each frame's title gives the path's own step (a path that stopped early stays at its
+    last step) and its distance: to the target for horizontal paths, from the start for
+    paths across leaves (whose first distance is 0). Below each frame: the predicted class
+    and its probability; below the last frame, why the path stopped, where known.
 
     Args:
         result: the paths.
@@ -70,14 +73,24 @@ def path_strip(
     """
     idx = _frame_indices(result.points.shape[0], frames)
     n = len(idx) + (target is not None)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.45), squeeze=False)
-    for ax, r in zip(axes[0], idx, strict=False):
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.7), squeeze=False)
+    taken = int(result.steps_taken[index]) if len(result.steps_taken) else None
+    # Paths across leaves record their distance from the start (0 at the first record).
+    where = "from start" if float(result.distances[0, index]) == 0.0 else "to target"
+    reason = result.stop_reasons[index] if index < len(result.stop_reasons) else None
+    short = {"reached": "reached", "max_steps": "max steps", "vanishing direction": "stalled"}
+    for k, (ax, r) in enumerate(zip(axes[0], idx, strict=False)):
         img = _image(result.points[r, index], to_pixels)
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
         c = int(result.predictions[r, index])
         name = classes[c] if classes is not None else str(c)
-        ax.set_title(f"step {int(result.steps[r])}", fontsize=7)
-        ax.set_xlabel(f"{name} {float(result.probabilities[r, index]):.2f}", fontsize=8)
+        own = int(result.steps[r]) if taken is None else min(int(result.steps[r]), taken)
+        dist = float(result.distances[r, index])
+        ax.set_title(f"step {own}\n{where} {dist:.1f}", fontsize=7)
+        label = f"{name} {float(result.probabilities[r, index]):.2f}"
+        if k == len(idx) - 1 and reason:
+            label += f"\nstop: {short.get(reason, reason)}"
+        ax.set_xlabel(label, fontsize=8)
     if target is not None:
         ax = axes[0][-1]
         img = _image(target, to_pixels)

@@ -66,6 +66,101 @@ def test_chapter_follows_the_template(path):
     assert re.match(r"^# ", text), "a chapter starts with its '# Title'"
 
 
+# --- Cross-references and citations (issue 14): every target resolves -------------------
+
+_ROLE = r"(?<!`)\{%s\}`([^`\n]+)`"
+
+
+def book_sources() -> dict[str, str]:
+    """The markdown text of every page of the book: .md files and notebooks' markdown cells."""
+    sources = {}
+    for path in sorted((ROOT / "book").glob("*.md")):
+        sources[path.name] = path.read_text()
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        cells = [c for c in nb["cells"] if c["cell_type"] == "markdown"]
+        sources[path.name] = "\n\n".join("".join(c["source"]) for c in cells)
+    return sources
+
+
+def _without_code(text: str) -> str:
+    """Drop fenced code blocks (``` only; directive fences hold prose) and inline code."""
+    text = re.sub(r"^(`{3,})(?!\{).*?^\1\s*$", "", text, flags=re.M | re.S)
+    return re.sub(r"``[^`\n]*``", "", text)
+
+
+def _targets(role: str, text: str) -> list[str]:
+    """The targets of a MyST role, `{role}`target`` or `{role}`text <target>``."""
+    found = []
+    for body in re.findall(_ROLE % role, _without_code(text)):
+        m = re.search(r"<([^<>]+)>\s*$", body)
+        found.append((m.group(1) if m else body).strip())
+    return found
+
+
+def defined_labels(sources: dict[str, str]) -> tuple[set[str], set[str]]:
+    """(labels of prf directives, every label: prf, exercises, `(label)=` targets, equations)."""
+    prf, every = set(), set()
+    for text in sources.values():
+        for m in re.finditer(
+            r"^(`{3,}|:{3,})\{([\w:-]+)\}[^\n]*\n(.*?)^\1\s*$", text, flags=re.M | re.S
+        ):
+            label = re.search(r"^:label:\s*(\S+)", m.group(3), flags=re.M)
+            if label:
+                every.add(label.group(1))
+                if m.group(2).startswith("prf:"):
+                    prf.add(label.group(1))
+        every.update(re.findall(r"^\(([\w:.-]+)\)=\s*$", text, flags=re.M))
+        every.update(re.findall(r"\$\$\s*\(([\w:.-]+)\)", text))
+    return prf, every
+
+
+def test_every_cross_reference_and_citation_resolves():
+    sources = book_sources()
+    prf, every = defined_labels(sources)
+    bib = set(
+        re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "book" / "references.bib").read_text(), flags=re.M)
+    )
+    pages = {p.stem for p in (ROOT / "book").iterdir() if p.suffix in (".md", ".ipynb")}
+    broken = []
+    for name, text in sources.items():
+        broken += [f"{name}: {{prf:ref}} {t}" for t in _targets("prf:ref", text) if t not in prf]
+        broken += [f"{name}: {{ref}} {t}" for t in _targets("ref", text) if t not in every]
+        broken += [f"{name}: {{eq}} {t}" for t in _targets("eq", text) if t not in every]
+        for role in ("cite", "cite:t", "cite:p", "cite:ps", "cite:ts", "cite:alp"):
+            for keys in _targets(role, text):
+                broken += [
+                    f"{name}: {{cite}} {k}" for k in re.split(r"[,;]\s*", keys) if k not in bib
+                ]
+        for t in re.findall(r"^(?:`{3,}|:{3,})\{solution(?:-start)?\}\s*(\S+)", text, flags=re.M):
+            if t not in every:
+                broken.append(f"{name}: {{solution}} of an unknown exercise {t}")
+        for t in _targets("doc", text):
+            page = (
+                t.removeprefix("/book/")
+                .removeprefix("/")
+                .removesuffix(".md")
+                .removesuffix(".ipynb")
+            )
+            if page not in pages:
+                broken.append(f"{name}: {{doc}} {t}")
+    assert not broken, "unresolved references:\n" + "\n".join(broken)
+
+
+def test_reference_checker_sees_what_it_should():
+    text = (
+        "(sec-a)=\n# A\n:::{prf:definition} G\n:label: def-g\n\nText.\n:::\n"
+        "$$ x $$ (eq-x)\n"
+        "See {prf:ref}`def-g`, {prf:ref}`the matrix <def-g>`, {cite:t}`k1,k2`, {doc}`ch <01_x>`, "
+        "not `{cite}`nope`` in code.\n```python\n{cite}`nope`\n```\n"
+    )
+    prf, every = defined_labels({"x": text})
+    assert prf == {"def-g"} and every == {"def-g", "sec-a", "eq-x"}
+    assert _targets("prf:ref", text) == ["def-g", "def-g"]
+    assert _targets("cite:t", text) == ["k1,k2"] and _targets("cite", text) == []
+    assert _targets("doc", text) == ["01_x"]
+
+
 def test_readme_shows_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     assert "pytest" in readme and "pip install" in readme
