@@ -40,6 +40,10 @@ _EAGER = (
     "leaf",
     "adversarial",
     "riemannian",
+    "ood",
+    "denoise",
+    "geodesics",
+    "algorithm1",
 )
 #: Public modules with a heavy optional dependency, imported on first use of the module or of
 #: one of its names, so that ``import manifoldlib`` stays fast.

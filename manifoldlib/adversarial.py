@@ -24,7 +24,7 @@ from ._checks import (
     eval_mode,
 )
 
-__all__ = ["LeafSplit", "fgsm_direction", "leaf_split", "prediction_change"]
+__all__ = ["LeafSplit", "fgsm_direction", "leaf_split", "ossa_direction", "prediction_change"]
 
 
 def _check_labels(y: torch.Tensor, x: torch.Tensor, num_classes: int | None = None) -> None:
@@ -170,7 +170,7 @@ def ossa_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     """
     from .geometry import local_data_lowrank, logprob_jacobian
 
-    _check_input(model, x)
+    check_input(model, x)
     _check_labels(y, x)
     _, vecs = local_data_lowrank(model, x).eigh()
     top = vecs[:, 0]  # (B, *input_shape), unit norm

@@ -69,12 +69,6 @@ __all__ = [
 #: Dense matrices larger than this (in bytes, whole batch) are refused.
 DENSE_LIMIT_BYTES = 2 * 1024**3
 
-# Transitional private aliases for chapters written before the public names existed
-# (``score_jacobian``, ``tangent_projection_from_jacobian``); to be removed once no chapter
-# uses them.
-_score_jacobian = _jac.jacobian_of_scores
-_project = _jac.project
-
 
 @contextlib.contextmanager
 def precision(model: nn.Module, dtype: torch.dtype = torch.float64) -> Iterator[nn.Module]:

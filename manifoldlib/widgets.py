@@ -33,7 +33,7 @@ from ._checks import check_model, check_positive, check_tensor
 from .images import ToPixels, frame_indices, image_png
 from .paths import Clamp, PathResult, across_leaves_path, horizontal_path
 
-__all__ = ["MODES", "PathExplorer", "image_png", "path_gallery_html", "probability_bars_html"]
+__all__ = ["MODES", "PathExplorer", "path_gallery_html", "probability_bars_html"]
 
 #: The explorer's two modes, in the order of its toggle buttons.
 MODES = ("horizontal", "across leaves")
@@ -132,7 +132,7 @@ def path_gallery_html(
             if q is None:
                 cells.append("<div></div>")
                 continue
-            single = _select(result, q)
+            single = result.select(q)
             taken = int(single.steps_taken[0])
             d0, d1 = float(single.distances[0, 0]), float(single.distances[-1, 0])
             end = int(single.predictions[-1, 0])
@@ -148,7 +148,7 @@ def path_gallery_html(
                 f'alt="end point of the path {name[a]} to {name[b]}"></a>'
             )
             figs = []
-            for r in _frame_records(single.points.shape[0], frames):
+            for r in frame_indices(single.points.shape[0], frames):
                 k = int(single.predictions[r, 0])
                 p = float(single.class_probabilities[r, 0, k])
                 figs.append(

@@ -17,7 +17,7 @@ INTRODUCED = re.compile(
 #: Chapters that still import a private name (``_score_jacobian``, ``geometry._project``) and
 #: are being converted to ``ml.score_jacobian`` / ``ml.tangent_projection_from_jacobian`` by
 #: their owners. The lead empties this set once they are merged.
-TRANSITIONAL = {"05_training_trace", "06_spectrum", "18_computing_fast"}
+TRANSITIONAL: set[str] = set()
 
 
 def _toc_files() -> list[Path]:
