@@ -420,7 +420,9 @@ def cached_train(
         config: what to train.
         cache_dir: the cache root.
         device: where to train and put the model.
-        progress: show a tqdm bar while training (off by default).
+        progress: show a tqdm bar while training (off by default; the environment variable
+            ``MANIFOLDLIB_PROGRESS=1``, which the chapters' set-up cell sets on Colab and
+            Binder, turns it on where a first use trains for minutes).
         epoch: return the model of this epoch (default: the last).
 
     Returns:
@@ -436,6 +438,7 @@ def cached_train(
         history = ckpt["history"]
         checkpoints = sorted(folder.glob("epoch-*.pt"))
     else:
+        progress = progress or os.environ.get("MANIFOLDLIB_PROGRESS") == "1"
         result = train(config, checkpoint_dir=folder, device=device, progress=progress)
         if epoch is None:
             return result

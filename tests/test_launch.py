@@ -73,3 +73,24 @@ def test_binder_pins_agree_with_requirements():
 
 def test_binder_runtime_is_the_python_ci_uses():
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_progress_variable_turns_on_the_training_bar(monkeypatch, tmp_path, capsys):
+    import manifoldlib as ml
+
+    config = ml.TrainConfig(
+        arch="mlp",
+        arch_kwargs=(("in_features", 2), ("hidden", (8,)), ("num_classes", 2)),
+        dataset="toy",
+        source="moons",
+        train_per_class=20,
+        epochs=1,
+        batch_size=10,
+    )
+    monkeypatch.setenv("MANIFOLDLIB_PROGRESS", "1")
+    ml.cached_train(config, cache_dir=tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert "it/s" in err or "s/it" in err, err[-300:]
+    monkeypatch.delenv("MANIFOLDLIB_PROGRESS")
+    ml.cached_train(config, cache_dir=tmp_path / "again", progress=False)
+    assert capsys.readouterr().err == ""
