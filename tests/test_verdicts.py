@@ -66,9 +66,18 @@ def test_a_displayed_bool_is_a_printed_verdict():
     assert sum(map(verdict_report.is_bare_verdict, lines)) == 1
 
 
+#: Chapters not yet turned into lessons (issue 14 is open for them): their bare-verdict share
+#: is still above the limit. The test fails for any other chapter above the limit, and for a
+#: listed chapter that has come under it (then remove it from this set).
+NOT_YET_CONVERTED = {NOT_YET}
+
+
 @pytest.mark.parametrize("path", verdict_report.toc_notebooks(), ids=lambda p: p.name)
 def test_chapter_prints_values_not_verdicts(path):
     n, bare, share = verdict_report.verdict_share(path)
+    if path.stem in NOT_YET_CONVERTED:
+        assert share > verdict_report.LIMIT, f"{path.name} is converted: remove it from the list"
+        pytest.skip(f"{path.name}: {bare}/{n} bare verdicts ({share:.0%}); not yet converted")
     assert share <= verdict_report.LIMIT, (
         f"{path.name}: {bare}/{n} printed lines ({share:.0%}) are bare verdicts; "
         f"print the measured value next to each claim's bound (limit {verdict_report.LIMIT:.0%})"
