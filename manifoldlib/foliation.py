@@ -27,7 +27,7 @@ pre-activation vanishes. Autograd uses ``relu'(0) = 0`` there, and the second de
 ReLU is zero everywhere: so the brackets computed here are those of the linear piece the
 point lies in, which is what Theorem B.2 uses (it is a local statement on each open piece).
 
-Introduced in the chapter "Why ReLU networks foliate" (book/03).
+Introduced in the chapter "Why ReLU networks foliate, region by region" (book/03).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def logprob_brackets(
     Raises:
         ValueError: a pair holds an index outside ``0 .. C-1``.
 
-    Introduced in the chapter "Why ReLU networks foliate".
+    Introduced in the chapter "Why ReLU networks foliate, region by region".
     """
     check_input(model, x)
     with eval_mode(model), torch.enable_grad():
@@ -153,7 +153,7 @@ def involutivity_residual(
     Returns:
         ``(B, P)`` residuals in ``[0, 1]``; NaN where the bracket is exactly zero.
 
-    Introduced in the chapter "Why ReLU networks foliate".
+    Introduced in the chapter "Why ReLU networks foliate, region by region".
     """
     brackets = logprob_brackets(model, x, pairs)  # checks the arguments
     with eval_mode(model):
@@ -210,7 +210,7 @@ def parameter_gradient_fields(model: nn.Module, x: torch.Tensor) -> torch.Tensor
     Returns:
         ``(B, C, d)`` gradients, ``d`` the number of trainable parameters.
 
-    Introduced in the chapter "Why ReLU networks foliate".
+    Introduced in the chapter "Why ReLU networks foliate, region by region".
     """
     check_input(model, x)
     with eval_mode(model), torch.enable_grad():
@@ -268,7 +268,7 @@ def parameter_brackets(
     Returns:
         ``(P, d)`` brackets and the list of the ``P`` pairs.
 
-    Introduced in the chapter "Why ReLU networks foliate".
+    Introduced in the chapter "Why ReLU networks foliate, region by region".
     """
     check_input(model, x)
     with eval_mode(model), torch.enable_grad():
@@ -336,7 +336,7 @@ def parameter_involutivity_residual(
     Returns:
         ``(P,)`` residuals ``||b - Proj b|| / ||b||`` and the rank of ``D'_w``.
 
-    Introduced in the chapter "Why ReLU networks foliate".
+    Introduced in the chapter "Why ReLU networks foliate, region by region".
     """
     check_tensor(x, "x", min_dim=2)
     fields = parameter_gradient_fields(model, x)
