@@ -36,7 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_finite, check_positive, check_same_shape, check_tensor, eval_mode
+from ._checks import (
+    check_finite,
+    check_input,
+    check_positive,
+    check_same_shape,
+    check_tensor,
+    eval_mode,
+)
 from .geometry import score_jacobian, tangent_projection_from_jacobian
 
 __all__ = [
@@ -282,7 +289,7 @@ def algorithm1_paths(
 
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
-    check_tensor(source, "source", min_dim=2)
+    check_input(model, source, "source")
     check_same_shape(source, target, "source", "target")
     check_finite(target, "target")
     check_positive(step_size, "step_size")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ._checks import check_finite, check_positive, check_tensor
+from ._checks import check_finite, check_input, check_positive, check_tensor
 from .geometry import log_probabilities, score_jacobian
 
 __all__ = [
@@ -225,9 +225,8 @@ def leaf_geodesic(
 
     Introduced in the chapter "The leaf as a Riemannian manifold".
     """
-    check_tensor(x, "x", min_dim=2)
+    check_input(model, x)
     check_tensor(q, "q", min_dim=2)
-    check_finite(x, "x")
     check_finite(q, "q")
     check_positive(steps, "steps", integer=True)
     check_positive(tolerance, "tolerance")

@@ -35,8 +35,10 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from . import _jacobian as _jac
 from ._checks import (
     check_finite,
+    check_input,
     check_model,
     check_positive,
     check_same_shape,
@@ -95,7 +97,7 @@ def _forward_with_features(
     handle = layer.register_forward_pre_hook(hook)
     try:
         with torch.no_grad(), eval_mode(model):
-            scores = torch.cat([model(c) for c in x.split(chunk)])
+            scores = torch.cat([_jac.forward_scores(model, c) for c in x.split(chunk)])
     finally:
         handle.remove()
     return scores, torch.cat(seen)
@@ -121,6 +123,7 @@ def penultimate_features(
 
     Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
     """
+    check_input(model, x)
     return _forward_with_features(model, x, layer, chunk)[1]
 
 
@@ -143,6 +146,7 @@ def energy_score(
 
     Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
     """
+    check_input(model, x)
     check_positive(temperature, "temperature")
     scores, _ = _forward_with_features(model, x, None, chunk)
     return -temperature * torch.logsumexp(scores / temperature, dim=1)
@@ -171,6 +175,7 @@ def gradnorm_score(
 
     Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
     """
+    check_input(model, x)
     check_positive(temperature, "temperature")
     scores, h = _forward_with_features(model, x, None, chunk)
     p = torch.softmax(scores.double() / temperature, dim=1)

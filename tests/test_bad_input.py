@@ -30,6 +30,13 @@ def _labels(x):
     return torch.zeros(n, dtype=torch.long)
 
 
+def _probs(model, x):
+    """A target distribution for each point of x (uniform; x itself when not a tensor)."""
+    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+        return x
+    return torch.full((x.shape[0], 3), 1 / 3, dtype=torch.float64)
+
+
 def _path_points(x):
     """Two records (R = 2) of paths starting at x."""
     return torch.stack([x, x]) if isinstance(x, torch.Tensor) else x
@@ -72,6 +79,14 @@ TAKES_A_MODEL = {
     "parameter_brackets": lambda m, x: ml.parameter_brackets(m, x, [((0, 0), (0, 1))]),
     "parameter_involutivity_residual": lambda m, x: ml.parameter_involutivity_residual(
         m, x, [((0, 0), (0, 1))]
+    ),
+    "ossa_direction": lambda m, x: ml.ossa_direction(m, x, _labels(x)),
+    "energy_score": lambda m, x: ml.energy_score(m, x),
+    "gradnorm_score": lambda m, x: ml.gradnorm_score(m, x),
+    "penultimate_features": lambda m, x: ml.penultimate_features(m, x),
+    "leaf_geodesic": lambda m, x: ml.leaf_geodesic(m, x, _probs(m, x), steps=2).points,
+    "algorithm1_paths": lambda m, x: (
+        ml.algorithm1_paths(m, x, _like(x), clamp_on=False, max_steps=2).final
     ),
 }
 #: Public callables whose first parameter is a model but that take no batch x.
