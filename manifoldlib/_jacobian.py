@@ -20,7 +20,8 @@ Functions, by what they return:
 - :func:`logprob_vjp`: products ``u^T grad_x log p`` for a batch of cotangents ``u``;
 - :func:`metric_coefficients`: ``K``; :func:`metric_factor`: ``A = K S``;
 - :func:`tangent_coordinates`, :func:`project`: ``D_x`` and the orthogonal projection on it;
-- :func:`kernel_norms`: ``||v - P v||``, the part of each vector across the leaf.
+- :func:`kernel_norms`: ``||v - P v||``, the part of each vector across the leaf;
+- :func:`logprob_brackets`: Lie brackets of the fields ``grad log p_i`` (second derivatives).
 
 Introduced in the chapter "Computing it fast".
 """
@@ -44,6 +45,7 @@ __all__ = [
     "helmert",
     "jacobian_of_scores",
     "kernel_norms",
+    "logprob_brackets",
     "logprob_rows",
     "logprob_vjp",
     "metric_coefficients",
@@ -501,3 +503,59 @@ def metric_gram(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
     flat -= flat.mean(dim=1, keepdim=True)
     k = metric_coefficients(logp)  # (B, C-1, C), work dtype
     return k @ symmetric_gram(flat) @ k.transpose(1, 2)
+
+
+def _hvp_products(
+    grads: dict[int, torch.Tensor], xg: torch.Tensor, needed: dict[int, set[int]]
+) -> dict[tuple[int, int], torch.Tensor]:
+    """``H(log p_i) X_j`` for each needed (i, j), from gradients built with create_graph.
+
+    ``H(log p_i) v = grad_x <grad_x log p_i, v>`` with ``v`` held fixed; summing over the batch
+    keeps samples separate because the model treats them independently (eval mode).
+    """
+    out: dict[tuple[int, int], torch.Tensor] = {}
+    todo = [(i, j) for i in sorted(needed) for j in sorted(needed[i])]
+    for k, (i, j) in enumerate(todo):
+        v = grads[j].detach()
+        (hv,) = torch.autograd.grad(
+            (grads[i] * v).sum(), xg, retain_graph=k < len(todo) - 1, allow_unused=True
+        )
+        # A network that is linear in x (no hidden layer) can leave the graph unused.
+        out[(i, j)] = torch.zeros_like(xg) if hv is None else hv
+    return out
+
+
+def logprob_brackets(
+    model: nn.Module, x: torch.Tensor, choose_pairs: Callable[[int], list[tuple[int, int]]]
+) -> torch.Tensor:
+    """``[grad log p_i, grad log p_j] = H(log p_j) X_i - H(log p_i) X_j`` for chosen pairs.
+
+    Double back-propagation over the whole batch: the gradients ``X_k = grad_x log p_k`` are
+    built with ``create_graph`` for the classes the pairs use, then two Hessian-vector products
+    per pair (no per-sample loop, no ``n x n`` Hessian).
+
+    Args:
+        model: classifier in eval mode, returning scores ``(B, C)``.
+        x: points ``(B, *input_shape)``.
+        choose_pairs: maps the number of classes ``C`` to the pairs ``(i, j)`` to compute (the
+            caller's argument check, run once ``C`` is known).
+
+    Returns:
+        ``(B, P, *input_shape)`` brackets.
+    """
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logp = F.log_softmax(forward_scores(model, xg), dim=1)
+        pair_list = choose_pairs(logp.shape[1])
+        classes = sorted({k for p in pair_list for k in p})
+        grads = {
+            k: torch.autograd.grad(logp[:, k].sum(), xg, create_graph=True, retain_graph=True)[0]
+            for k in classes
+        }
+        needed: dict[int, set[int]] = {}
+        for i, j in pair_list:
+            needed.setdefault(j, set()).add(i)  # H(log p_j) X_i
+            needed.setdefault(i, set()).add(j)  # H(log p_i) X_j
+        hv = _hvp_products(grads, xg, needed)
+    out = [hv[(j, i)] - hv[(i, j)] for i, j in pair_list]
+    return torch.stack(out, 1).detach()

@@ -69,26 +69,6 @@ def _check_pairs(pairs: Sequence[Pair] | None, num_classes: int, name: str) -> l
     return out
 
 
-def _hvp_products(
-    grads: dict[int, torch.Tensor], xg: torch.Tensor, needed: dict[int, set[int]]
-) -> dict[tuple[int, int], torch.Tensor]:
-    """``H(log p_i) X_j`` for each needed (i, j), from gradients built with create_graph.
-
-    ``H(log p_i) v = grad_x <grad_x log p_i, v>`` with ``v`` held fixed; summing over the batch
-    keeps samples separate because the model treats them independently (eval mode).
-    """
-    out: dict[tuple[int, int], torch.Tensor] = {}
-    todo = [(i, j) for i in sorted(needed) for j in sorted(needed[i])]
-    for k, (i, j) in enumerate(todo):
-        v = grads[j].detach()
-        (hv,) = torch.autograd.grad(
-            (grads[i] * v).sum(), xg, retain_graph=k < len(todo) - 1, allow_unused=True
-        )
-        # A network that is linear in x (no hidden layer) can leave the graph unused.
-        out[(i, j)] = torch.zeros_like(xg) if hv is None else hv
-    return out
-
-
 def logprob_brackets(
     model: nn.Module, x: torch.Tensor, pairs: Sequence[Pair] | None = None
 ) -> torch.Tensor:
@@ -112,22 +92,8 @@ def logprob_brackets(
     Introduced in the chapter "Why ReLU networks foliate, region by region".
     """
     check_input(model, x)
-    with eval_mode(model), torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        logp = F.log_softmax(_jac.forward_scores(model, xg), dim=1)
-        pair_list = _check_pairs(pairs, logp.shape[1], "pairs")
-        classes = sorted({k for p in pair_list for k in p})
-        grads = {
-            k: torch.autograd.grad(logp[:, k].sum(), xg, create_graph=True, retain_graph=True)[0]
-            for k in classes
-        }
-        needed: dict[int, set[int]] = {}
-        for i, j in pair_list:
-            needed.setdefault(j, set()).add(i)  # H(log p_j) X_i
-            needed.setdefault(i, set()).add(j)  # H(log p_i) X_j
-        hv = _hvp_products(grads, xg, needed)
-    out = [hv[(j, i)] - hv[(i, j)] for i, j in pair_list]
-    return torch.stack(out, 1).detach()
+    with eval_mode(model):
+        return _jac.logprob_brackets(model, x, lambda c: _check_pairs(pairs, c, "pairs"))
 
 
 def involutivity_residual(

@@ -71,23 +71,24 @@ def path_strip(
     Returns:
         The matplotlib figure.
     """
-    idx = _frame_indices(result.points.shape[0], frames)
+    one = result.select(index)  # checks index; every tensor below has B = 1
+    idx = _frame_indices(one.points.shape[0], frames)
     n = len(idx) + (target is not None)
     fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.7), squeeze=False)
-    taken = int(result.steps_taken[index]) if len(result.steps_taken) else None
+    taken = int(one.steps_taken[0]) if len(one.steps_taken) else None
     # Paths across leaves record their distance from the start (0 at the first record).
-    where = "from start" if float(result.distances[0, index]) == 0.0 else "to target"
-    reason = result.stop_reasons[index] if index < len(result.stop_reasons) else None
+    where = "from start" if float(one.distances[0, 0]) == 0.0 else "to target"
+    reason = one.stop_reasons[0] if one.stop_reasons else None
     short = {"reached": "reached", "max_steps": "max steps", "vanishing direction": "stalled"}
     for k, (ax, r) in enumerate(zip(axes[0], idx, strict=False)):
-        img = _image(result.points[r, index], to_pixels)
+        img = _image(one.points[r, 0], to_pixels)
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
-        c = int(result.predictions[r, index])
+        c = int(one.predictions[r, 0])
         name = classes[c] if classes is not None else str(c)
-        own = int(result.steps[r]) if taken is None else min(int(result.steps[r]), taken)
-        dist = float(result.distances[r, index])
+        own = int(one.steps[r]) if taken is None else min(int(one.steps[r]), taken)
+        dist = float(one.distances[r, 0])
         ax.set_title(f"step {own}\n{where} {dist:.1f}", fontsize=7)
-        label = f"{name} {float(result.probabilities[r, index]):.2f}"
+        label = f"{name} {float(one.probabilities[r, 0]):.2f}"
         if k == len(idx) - 1 and reason:
             label += f"\nstop: {short.get(reason, reason)}"
         ax.set_xlabel(label, fontsize=8)
