@@ -121,6 +121,24 @@ def reference_trace_only(model: torch.nn.Module, batch: torch.Tensor) -> torch.T
     return torch.tensor(traces)
 
 
+def _interleave(run_ref, ref_steps, run_ours, ref, ours, sizes, device, log, name, digits):
+    """Interleaved repeats: the reference once, then ours at each batch size, per repeat.
+
+    Interleaving spreads any drift of the machine (another job, the CPU's clock) evenly
+    over both sides of a ratio.
+    """
+    for r in range(sizes.repeats):
+        w, c, pts = measure(run_ref, device)
+        ref.add(w, c, ref_steps(pts))
+        for b in ours:
+            w, c, res = measure(lambda b=b: run_ours(b), device)
+            ours[b].add(w, c, int(res.steps_taken.sum()))
+        log(
+            f"  {name} repeat {r + 1}/{sizes.repeats}: ref {ref.rate_wall[-1]:.{digits}f}/s, "
+            + ", ".join(f"B={b} {ours[b].rate_wall[-1]:.1f}/s" for b in ours)
+        )
+
+
 def bench_horizontal(model, data, sizes: Sizes, device: str, log) -> dict:
     """Algorithm 1, steps per second: reference (one image) against manifoldlib batched."""
     batches = sorted(sizes.our_path_steps)
@@ -157,16 +175,18 @@ def bench_horizontal(model, data, sizes: Sizes, device: str, log) -> dict:
     run_ref()
     for b in batches:  # warm-up: oneDNN builds its kernels for each new shape
         ml.horizontal_path(model, src[:b], tgt[:b], max_steps=1, clamp=clamp, progress=False)
-    for r in range(sizes.repeats):
-        w, c, pts = measure(run_ref, device)
-        ref.add(w, c, pts[0].shape[0] - 1)
-        for b in batches:
-            w, c, res = measure(lambda b=b: run_ours(b), device)
-            ours[b].add(w, c, int(res.steps_taken.sum()))
-        log(
-            f"  horizontal repeat {r + 1}/{sizes.repeats}: ref {ref.rate_wall[-1]:.1f}/s, "
-            + ", ".join(f"B={b} {ours[b].rate_wall[-1]:.1f}/s" for b in batches)
-        )
+    _interleave(
+        run_ref,
+        lambda pts: pts[0].shape[0] - 1,
+        run_ours,
+        ref,
+        ours,
+        sizes,
+        device,
+        log,
+        "horizontal",
+        1,
+    )
     # Equality: the first steps of both agree (before the float32 leak of the reference
     # grows; see manifoldlib.reference): distance of the points after k steps, one pair.
     k = min(5, sizes.ref_path_steps)
@@ -208,16 +228,9 @@ def bench_across(model, data, sizes: Sizes, device: str, log) -> dict:
         )
 
     run_ref()
-    for r in range(sizes.repeats):
-        w, c, pts = measure(run_ref, device)
-        ref.add(w, c, pts.shape[0] - 1)
-        for b in batches:
-            w, c, res = measure(lambda b=b: run_ours(b), device)
-            ours[b].add(w, c, int(res.steps_taken.sum()))
-        log(
-            f"  across repeat {r + 1}/{sizes.repeats}: ref {ref.rate_wall[-1]:.2f}/s, "
-            + ", ".join(f"B={b} {ours[b].rate_wall[-1]:.1f}/s" for b in batches)
-        )
+    _interleave(
+        run_ref, lambda pts: pts.shape[0] - 1, run_ours, ref, ours, sizes, device, log, "across", 2
+    )
     k = min(3, sizes.ref_across_steps)
     ref_pts = reference_across_leaves_path(model, start[0], direction[0], steps=k)
     our_pts = ml.across_leaves_path(
