@@ -162,6 +162,17 @@ def _param_logp_fn(model: nn.Module, x: torch.Tensor):
     return logp, w0
 
 
+def _param_logp(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flat parameter vector ``w`` (requiring grad) and ``log p(y|x, w)``, ``(B, C)``.
+
+    Call under ``torch.enable_grad()``: ``log p`` keeps its graph to ``w`` for the callers'
+    first and second derivatives in parameter space.
+    """
+    fn, w0 = _param_logp_fn(model, x)
+    w = w0.clone().requires_grad_(True)
+    return w, fn(w)
+
+
 def parameter_gradient_fields(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The fields ``grad_w log p_i(y|x_b, w)``, one per data point and class, at the current w.
 
@@ -180,9 +191,7 @@ def parameter_gradient_fields(model: nn.Module, x: torch.Tensor) -> torch.Tensor
     """
     check_input(model, x)
     with eval_mode(model), torch.enable_grad():
-        fn, w0 = _param_logp_fn(model, x)
-        w = w0.clone().requires_grad_(True)
-        logp = fn(w)
+        w, logp = _param_logp(model, x)
         b, c = logp.shape
         rows = [
             torch.autograd.grad(logp[s, k], w, retain_graph=True)[0]
@@ -238,9 +247,7 @@ def parameter_brackets(
     """
     check_input(model, x)
     with eval_mode(model), torch.enable_grad():
-        fn, w0 = _param_logp_fn(model, x)
-        w = w0.clone().requires_grad_(True)
-        logp = fn(w)
+        w, logp = _param_logp(model, x)
         b, c = logp.shape
         fields = [(s, k) for s in range(b) for k in range(c)]
         if pairs is None:
