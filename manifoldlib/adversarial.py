@@ -23,6 +23,7 @@ from ._checks import (
     check_like,
     eval_mode,
 )
+from .geometry import local_data_lowrank, logprob_jacobian
 
 __all__ = ["LeafSplit", "fgsm_direction", "leaf_split", "ossa_direction", "prediction_change"]
 
@@ -168,8 +169,6 @@ def ossa_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 
     Introduced in the chapter "Adversarial directions and the leaf".
     """
-    from .geometry import local_data_lowrank, logprob_jacobian
-
     check_input(model, x)
     _check_labels(y, x)
     _, vecs = local_data_lowrank(model, x).eigh()
