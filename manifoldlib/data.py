@@ -273,7 +273,9 @@ def load_mnist(source: str | os.PathLike = "embedded", *, download: bool = False
             ``"torchvision"``: the full 60,000/10,000 set in ``data_home()/torchvision``;
             or a folder with the four IDX files (plain or .gz), as in the original distribution
             or torchvision's ``MNIST/raw`` folder.
-        download: with ``"torchvision"``, download when missing (the only network access).
+        download: download when missing: torchvision's copy, or, for ``"bundled"`` in an
+            installed wheel without the repository's ``data/`` folder (Colab), the subset's
+            file from the repository (checked by SHA-256). A clone never needs the network.
 
     Returns:
         :class:`ImageData` with images ``(N, 1, 28, 28)``.
@@ -344,6 +346,71 @@ def _read_image_folder(split_dir: Path, per_class: int | None) -> tuple[np.ndarr
 # The compact CIFAR-10 subset carried by the repository (data/README.md says where it comes
 # from; tools/pack_cifar10_subset.py made it): 500 training and 100 test images per class.
 BUNDLED_CIFAR10 = Path(__file__).resolve().parent.parent / "data" / "cifar10-subset.npz"
+#: The repository that publishes the book (``_config.yml`` names the same one). An installed
+#: wheel (Colab) has no ``data/`` folder beside it: it fetches the subset from the repository
+#: at the tag of its own version, once, into ``data_home()``, and checks it against the hash.
+#: ``tests/test_cifar_wheel.py`` checks both constants against the clone.
+REPOSITORY_URL = "https://github.com/manifoldlib/manifoldlib-book"
+BUNDLED_CIFAR10_SHA256 = "16c1e2d08e1f1ad04a1082b096d4252631c1458b981d7aded51da542fcc2d97c"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundled_cifar10_url() -> str:
+    """Where an installed wheel fetches the subset: the repository at the tag of its version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tag = "v" + version("manifoldlib")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        tag = "main"
+    return f"{REPOSITORY_URL}/raw/{tag}/data/{BUNDLED_CIFAR10.name}"
+
+
+def _bundled_cifar10_file(download: bool, url: str | None = None) -> Path:
+    """The subset's file: the clone's ``data/``, else a copy in ``data_home()``, else fetched.
+
+    A clone never touches the network. An installed wheel (Colab, ``pip install``) has no
+    ``data/`` folder: with ``download=True`` the file is fetched from the repository once, its
+    SHA-256 checked, and kept in ``data_home()``.
+    """
+    if BUNDLED_CIFAR10.is_file():
+        return BUNDLED_CIFAR10
+    url = url or _bundled_cifar10_url()
+    cached = data_home() / BUNDLED_CIFAR10.name
+    if not cached.is_file():
+        if not download:
+            raise FileNotFoundError(
+                f"the compact CIFAR-10 subset is missing: it ships with a clone of the "
+                f"repository ({BUNDLED_CIFAR10}), not with an installed wheel. Call "
+                f"load_cifar10('bundled', download=True) to fetch it ({url}) into {cached}"
+            )
+        import urllib.request
+
+        part = cached.with_suffix(".part")
+        try:
+            urllib.request.urlretrieve(url, part)
+        except OSError as err:
+            raise ConnectionError(
+                f"downloading the CIFAR-10 subset from {url} failed: {err}"
+            ) from err
+        part.replace(cached)
+    got = _sha256(cached)
+    if got != BUNDLED_CIFAR10_SHA256:
+        cached.unlink()
+        raise ValueError(
+            f"the CIFAR-10 subset fetched from {url} has SHA-256 {got}, expected "
+            f"{BUNDLED_CIFAR10_SHA256}; it was deleted (run again, or use a clone)"
+        )
+    return cached
 
 
 def _cifar10_bundled(
@@ -353,11 +420,6 @@ def _cifar10_bundled(
 
     from PIL import Image
 
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the compact CIFAR-10 subset {path} is missing (it ships with a clone of the "
-            "repository, not with an installed wheel)"
-        )
     with np.load(path, allow_pickle=False) as z:
         arrays = {}
         for split, keep in (("train", train_per_class), ("test", test_per_class)):
@@ -412,7 +474,8 @@ def load_cifar10(
     if source is None:
         source = os.environ.get("MANIFOLDLIB_CIFAR10") or "bundled"
     if isinstance(source, str) and source == "bundled":
-        arrays = _cifar10_bundled(BUNDLED_CIFAR10, train_per_class, test_per_class)
+        path = _bundled_cifar10_file(download)
+        arrays = _cifar10_bundled(path, train_per_class, test_per_class)
         label = "bundled (500/100 per class)"
     elif isinstance(source, str) and source == "torchvision":
         from torchvision.datasets import CIFAR10
