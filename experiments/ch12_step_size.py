@@ -19,8 +19,9 @@ pixels at the clamp bounds and the pixels where the clamp binds on the next step
 with the projected direction pointing out of the range), and the share of ``||P_D(d - x)||``
 on those pixels.
 
-Run: ``python -m experiments.ch12_step_size`` (about 6 minutes on one thread of a loaded
-2-core machine; the committed run's time is stored in ``ch12_step_size.json``).
+Run: ``python -m experiments.ch12_step_size`` (the committed run: 238 s on one thread of a
+2-core machine shared with other jobs, so perhaps 3-5 times slower than a quiet one; the time
+is stored in ``ch12_step_size.json``).
 
 Introduced in the chapter "How much of the data lies on one leaf".
 """
