@@ -13,7 +13,8 @@ scrubs through the frames and switches between the two modes; only "compute" nee
 kernel. Frames are few and small (a 28 x 28 digit is about 1 KB as PNG) to keep the saved
 state light. :meth:`PathExplorer.for_static_page` shows the kernel-only controls disabled, with
 each mode's own settings and a one-line notice; :func:`path_gallery_html` renders many
-precomputed paths as a grid of thumbnails that open their strips (plain HTML and CSS).
+precomputed paths as a grid of thumbnails that open their strips (plain HTML and CSS), and
+:func:`load_path_gallery` reads the file ``tools/make_path_gallery.py`` writes.
 
 Introduced in the chapter "An interactive explorer" (book/17).
 """
