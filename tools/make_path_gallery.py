@@ -27,14 +27,11 @@ The chapter "An interactive explorer" loads it with
 ``path_gallery_html``, and re-runs one pair to show that the file reproduces.
 
 Cost (measured on the 2-core machine, one thread, under nice while five other jobs ran):
-about 3.5 CPU-minutes (10 minutes of wall time) for a path length of 30; printed at the end
-and stored in the file (``seconds``, ``cpu_seconds``). About 300 kB.
-
-The committed file came from this script's first run, which recorded every 25 steps
-(613 s of wall time, 213 CPU-seconds for the whole process); every other record was kept,
-which is what ``RECORD_EVERY = 50`` computes (recording does not change the paths), and its
-provenance says so (``made_from``). A second run at 50 was stopped: the machine was too
-loaded to finish it in time. Chapter 17 recomputes one path and checks it against the file.
+224 CPU-seconds, about 3.7 CPU-minutes (17 minutes of wall time on that loaded machine; 10
+minutes on a less loaded one) for a path length of 30; printed at the end and stored in the
+file (``seconds``, ``cpu_seconds``). The file is 266 kB. Two runs (recording every 25 and
+every 50 steps) gave bit-identical paths at the common records. Chapter 17 recomputes one
+path and checks it against the file.
 
 Usage (from the repository root)::
 
