@@ -13,7 +13,8 @@ scrubs through the frames and switches between the two modes; only "compute" nee
 kernel. Frames are few and small (a 28 x 28 digit is about 1 KB as PNG) to keep the saved
 state light. :meth:`PathExplorer.for_static_page` shows the kernel-only controls disabled, with
 each mode's own settings and a one-line notice; :func:`path_gallery_html` renders many
-precomputed paths as a grid of thumbnails that open their strips (plain HTML and CSS).
+precomputed paths as a grid of thumbnails that open their strips (plain HTML and CSS), and
+:func:`load_path_gallery` reads the file ``tools/make_path_gallery.py`` writes.
 
 Introduced in the chapter "An interactive explorer" (book/17).
 """
@@ -21,8 +22,12 @@ Introduced in the chapter "An interactive explorer" (book/17).
 from __future__ import annotations
 
 import html
+import json
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import ipywidgets as widgets
 import numpy as np
@@ -33,10 +38,21 @@ from ._checks import check_model, check_positive, check_tensor
 from .images import ToPixels, frame_indices, image_png
 from .paths import Clamp, PathResult, across_leaves_path, horizontal_path
 
-__all__ = ["MODES", "PathExplorer", "path_gallery_html", "probability_bars_html"]
+__all__ = [
+    "GALLERY_MNIST",
+    "MODES",
+    "PathExplorer",
+    "PathGallery",
+    "load_path_gallery",
+    "path_gallery_html",
+    "probability_bars_html",
+]
 
 #: The explorer's two modes, in the order of its toggle buttons.
 MODES = ("horizontal", "across leaves")
+
+#: Chapter 17's gallery of MNIST paths, written by ``tools/make_path_gallery.py``.
+GALLERY_MNIST = Path(__file__).resolve().parent.parent / "data" / "path_gallery_mnist.npz"
 
 
 def probability_bars_html(
@@ -81,13 +97,16 @@ def path_gallery_html(
     scale: int = 2,
     step_size: float | None = None,
     anchor: str = "gallery",
+    diagonal: Sequence[torch.Tensor] | None = None,
 ) -> str:
     """Many precomputed paths as a grid of end-point thumbnails, each opening its strip.
 
     Plain HTML and CSS (``:target``), no JavaScript and no kernel: a row per source class,
     a column per target class; each cell shows the path's last point and links to a strip
     of ``frames`` evenly spaced records with the step, the predicted class, its probability
-    and the distance to the target, all read from the path itself.
+    and the distance to the target, all read from the path itself. A strip shows only the
+    records of its own path (a path that stopped early is not shown frozen, and its last
+    frame is labelled with the step where it stopped).
 
     Args:
         result: a :class:`~manifoldlib.paths.PathResult` with one path per pair (``B``).
@@ -98,6 +117,8 @@ def path_gallery_html(
         scale: upscaling factor of the images.
         step_size: the path's step length, to state path lengths (optional).
         anchor: prefix of the HTML ids (unique per page).
+        diagonal: ``len(classes)`` images ``(*input_shape)`` to show on the diagonal (e.g.
+            each class's source image), framed in grey; default: empty cells.
 
     Returns:
         HTML text (images inlined as base64 PNG).
@@ -116,6 +137,8 @@ def path_gallery_html(
     c = len(classes)
     if any(not (0 <= a < c and 0 <= b < c) for a, b in pairs):
         raise ValueError(f"pair classes must be in [0, {c})")
+    if diagonal is not None and len(diagonal) != c:
+        raise ValueError(f"diagonal must hold {c} images, got {len(diagonal)}")
 
     def src(x: torch.Tensor) -> str:
         data = base64.b64encode(image_png(x, to_pixels, scale)).decode()
@@ -130,13 +153,20 @@ def path_gallery_html(
         for b in range(c):
             q = where.get((a, b))
             if q is None:
-                cells.append("<div></div>")
+                if a == b and diagonal is not None:
+                    cells.append(
+                        f'<img class="pg-diag" src="{src(diagonal[a])}" '
+                        f'title="the {name[a]} used as source and target" '
+                        f'alt="the {name[a]} used as source and target">'
+                    )
+                else:
+                    cells.append("<div></div>")
                 continue
             single = result.select(q)
             taken = int(single.steps_taken[0])
             d0, d1 = float(single.distances[0, 0]), float(single.distances[-1, 0])
             end = int(single.predictions[-1, 0])
-            length = f", path length {taken * step_size:.1f}" if step_size else ""
+            length = f" (path length at most {taken * step_size:.1f})" if step_size else ""
             summary = (
                 f"{name[a]} &rarr; {name[b]}: {taken} steps{length}, stopped: "
                 f"{html.escape(single.stop_reasons[0])}; distance to the target "
@@ -148,23 +178,24 @@ def path_gallery_html(
                 f'alt="end point of the path {name[a]} to {name[b]}"></a>'
             )
             figs = []
-            for r in frame_indices(single.points.shape[0], frames):
+            for r, step in _own_frames(single, frames):
                 k = int(single.predictions[r, 0])
                 p = float(single.class_probabilities[r, 0, k])
                 figs.append(
-                    f'<figure><img src="{src(single.points[r, 0])}" alt="step '
-                    f'{int(single.steps[r])}"><figcaption>step {int(single.steps[r])}<br>'
+                    f'<figure><img src="{src(single.points[r, 0])}" data-step="{step}" '
+                    f'alt="step {step}"><figcaption>step {step}<br>'
                     f"{name[k]} {p:.2f}<br>d {float(single.distances[r, 0]):.1f}"
                     "</figcaption></figure>"
                 )
             strips.append(
-                f'<div class="pg-strip" id="{ident}"><p>{summary}</p>'
+                f'<div class="pg-strip" id="{ident}" data-steps-taken="{taken}"><p>{summary}</p>'
                 f'<div class="pg-frames">{"".join(figs)}</div></div>'
             )
     style = (
         f"<style>#{anchor} .pg-grid{{display:grid;grid-template-columns:auto repeat({c},auto);"
         "gap:2px;justify-content:start;font:10px sans-serif;align-items:center}"
         f"#{anchor} .pg-grid img{{display:block;border:1px solid #ddd}}"
+        f"#{anchor} .pg-grid img.pg-diag{{border-color:#888;opacity:0.6}}"
         f"#{anchor} .pg-h{{padding:0 3px;white-space:nowrap}}"
         f"#{anchor} .pg-strip{{display:none;margin-top:0.6em}}"
         f"#{anchor} .pg-strip:target{{display:block}}"
@@ -175,6 +206,93 @@ def path_gallery_html(
         f'<div id="{anchor}" class="path-gallery">{style}'
         f'<div class="pg-grid">{"".join(cells)}</div>{"".join(strips)}</div>'
     )
+
+
+@dataclass
+class PathGallery:
+    """Precomputed paths for pairs of classes, as stored by ``tools/make_path_gallery.py``.
+
+    Attributes:
+        result: the paths (``B`` of them); ``points`` are pixels in [0, 1], ``(R, B, 1, H, W)``,
+            rounded to 8 bits as stored (draw them with ``to_pixels`` the identity).
+        pairs: ``B`` pairs ``(source class, target class)``.
+        sources: ``(B,)`` the test-image index of each path's source.
+        targets: ``(B,)`` the test-image index of each path's target.
+        class_images: ``(C,)`` the test image chosen for each class.
+        seconds: wall time of the computation, in seconds.
+        cpu_seconds: its CPU time, in seconds (None if the file does not say).
+        provenance: how the file was made (script, seed, model configuration key, settings).
+
+    Introduced in the chapter "An interactive explorer".
+    """
+
+    result: PathResult
+    pairs: list[tuple[int, int]]
+    sources: torch.Tensor
+    targets: torch.Tensor
+    class_images: torch.Tensor
+    seconds: float
+    cpu_seconds: float | None = None
+    provenance: dict = field(default_factory=dict)
+
+    def index(self, source_class: int, target_class: int) -> int:
+        """The position in the batch of the path for ``(source_class, target_class)``."""
+        return self.pairs.index((int(source_class), int(target_class)))
+
+
+def load_path_gallery(path: str | os.PathLike = GALLERY_MNIST) -> PathGallery:
+    """Load a gallery of precomputed paths written by ``tools/make_path_gallery.py``.
+
+    Args:
+        path: the ``.npz`` file (default: the repository's ``data/path_gallery_mnist.npz``).
+
+    Returns:
+        A :class:`PathGallery`; its ``result`` holds pixels (draw with ``to_pixels`` the
+        identity), probabilities stored in half precision, and the stored distances.
+
+    Introduced in the chapter "An interactive explorer".
+    """
+    with np.load(path, allow_pickle=False) as f:
+        pixels = torch.from_numpy(f["pixels"]).float() / 255
+        probs = torch.from_numpy(f["probabilities"].astype(np.float32))
+        top = probs.max(dim=-1)
+        result = PathResult(
+            points=pixels[:, :, None],
+            steps=torch.from_numpy(f["steps"]),
+            class_probabilities=probs,
+            probabilities=top.values,
+            predictions=top.indices,
+            distances=torch.from_numpy(f["distances"]),
+            steps_taken=torch.from_numpy(f["steps_taken"]),
+            reached=torch.from_numpy(f["reached"]),
+            stop_reasons=[str(r) for r in f["stop_reasons"]],
+        )
+        return PathGallery(
+            result=result,
+            pairs=[(int(a), int(b)) for a, b in f["pairs"]],
+            sources=torch.from_numpy(f["sources"]),
+            targets=torch.from_numpy(f["targets"]),
+            class_images=torch.from_numpy(f["class_images"]),
+            seconds=float(f["seconds"]),
+            cpu_seconds=float(f["cpu_seconds"]) if "cpu_seconds" in f.files else None,
+            provenance=json.loads(str(f["provenance"])),
+        )
+
+
+def _own_frames(single: PathResult, frames: int) -> list[tuple[int, int]]:
+    """``frames`` evenly spaced ``(record, step)`` pairs of one path (``B = 1``), its own only.
+
+    The records of a batch are shared: after a path stops, later records repeat its end
+    point, and the record of the step where it stopped carries the loop's step number, one
+    more than the steps it took when its direction vanished. So: the records before the path
+    stopped, then its end point, labelled with the number of steps the path took.
+    """
+    taken = int(single.steps_taken[0])
+    last = single.points.shape[0] - 1
+    before = [r for r in range(last) if int(single.steps[r]) < taken]
+    rows = before + [last]
+    pick = frame_indices(len(rows), frames)
+    return [(rows[i], int(single.steps[rows[i]]) if i < len(before) else taken) for i in pick]
 
 
 def _labelled(text: str, widget: widgets.Widget) -> widgets.HBox:
@@ -225,6 +343,8 @@ class _ModeView:
         )
         self.result: PathResult | None = None
         self.records: list[int] = []
+        # The step shown on each frame (the path's own: see _own_frames).
+        self.labels: list[int] = []
         # What produced the shown path: source, target or seed, most steps (None if loaded).
         self.settings: dict[str, object] | None = None
 
@@ -546,18 +666,19 @@ class PathExplorer(widgets.VBox):
             raise ValueError(f"index must be in [0, {result.points.shape[1]}), got {index}")
         view = self.views[mode]
         single = result.select(index)
-        records = frame_indices(single.points.shape[0], self.frames)
+        shown = _own_frames(single, self.frames)
+        records = [r for r, _ in shown]
         what = "distance to target" if mode == MODES[0] else "distance from start"
         for k, (im, cap) in enumerate(zip(view.images, view.captions, strict=True)):
             if k >= len(records):
                 im.value, cap.value = b"", ""
                 continue
-            r = records[k]
+            r, step = shown[k]
             probs = single.class_probabilities[r, 0]
             c = int(single.predictions[r, 0])
             im.value = image_png(single.points[r, 0], self.to_pixels, self.scale)
             cap.value = (
-                f'<div style="font:11px sans-serif">step {int(single.steps[r])}: predicted '
+                f'<div style="font:11px sans-serif">step {step}: predicted '
                 f"<b>{html.escape(self.classes[c])}</b> (p = {float(probs[c]):.2f}), "
                 f"{what} {float(single.distances[r, 0]):.1f}</div>"
                 + probability_bars_html(probs.tolist(), self.classes)
@@ -565,6 +686,7 @@ class PathExplorer(widgets.VBox):
         for im, x in zip(view.side, side_images, strict=False):
             im.value = image_png(x, self.to_pixels, self.scale)
         view.result, view.records = single, records
+        view.labels = [step for _, step in shown]
         view.settings = None
         view.slider.value = 0
         view.slider.max = len(records) - 1
@@ -593,8 +715,8 @@ class PathExplorer(widgets.VBox):
         """What the selected frame shows: step, predicted class, probabilities, caption.
 
         Returns:
-            A dict with ``record`` (index into the path's records), ``step``,
-            ``prediction``, ``probabilities`` (list of C floats) and ``caption`` (the HTML).
+            A dict with ``record`` (index into the path's records), ``step`` (the steps the
+            path had taken at that frame), ``prediction``, ``probabilities`` (list of C floats) and ``caption`` (the HTML).
         """
         view = self.views[self.mode.value]
         if view.result is None:
@@ -603,7 +725,7 @@ class PathExplorer(widgets.VBox):
         r = view.records[k]
         return {
             "record": r,
-            "step": int(view.result.steps[r]),
+            "step": view.labels[k],
             "prediction": int(view.result.predictions[r, 0]),
             "probabilities": view.result.class_probabilities[r, 0].tolist(),
             "caption": view.captions[k].value,

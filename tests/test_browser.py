@@ -3,7 +3,10 @@
 Needs the built HTML (`python tools/build_book.py`) and Chromium (Debian's `chromium`
 package) driven by Playwright's Python package. Every page of `_toc.yml` is checked for a
 title, rendered maths, loaded figures, no error output and no request to another host; the
-explorer chapter for its widgets. Screenshots go to `_build/screenshots/`.
+explorer chapter for its widgets, for the static form of its explorer (kernel-only controls
+disabled under a notice, numbers that agree with the path shown) and for its gallery of 90
+precomputed paths (a 10 x 10 grid of thumbnails, each opening its strip). Screenshots go to
+`_build/screenshots/`.
 
 The live foliation explorer (book/foliation_explorer/explorer.html, included by chapter 4)
 is also tested on its own, wrapped in a minimal page (no build needed), at a desktop and a
@@ -286,4 +289,102 @@ def test_live_explorer_agrees_with_manifoldlib(viewport, explorer_page, browser)
     print(f"explorer at {viewport['width']} px: drag redraw {bench['ms_per_frame']:.1f} ms/frame")
     ctx.close()
     assert not outside, f"requests to other hosts: {outside[:3]}"
+    assert not errors, f"JavaScript errors: {errors[:3]}"
+
+
+# --- chapter 17 on the static page: the explorer's static form and the path gallery ---------
+
+EXPLORER_PAGE = "book/17_explorer"
+
+
+def _open_built(browser, server, page):
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    outside, errors = [], []
+
+    def route(r):
+        if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    p = ctx.new_page()
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.goto(f"{server}/{page}.html", wait_until="networkidle")
+    return ctx, p, outside, errors
+
+
+def test_gallery_opens_strips(server, browser):
+    """10 x 10 grid: 90 end-point thumbnails (+ 10 on the diagonal), each opening its strip."""
+    ctx, p, outside, errors = _open_built(browser, server, EXPLORER_PAGE)
+    grid = p.locator("#path-gallery .pg-grid")
+    assert grid.count() == 1, "the gallery is not on the page"
+    links = p.locator("#path-gallery .pg-grid a")
+    assert links.count() == 90
+    assert p.locator("#path-gallery .pg-grid img.pg-diag").count() == 10
+    broken = p.evaluate(
+        "Array.from(document.querySelectorAll('#path-gallery img'))"
+        ".filter(i => !(i.complete && i.naturalWidth > 0)).length"
+    )
+    assert broken == 0, f"{broken} gallery images did not load"
+    strip = p.locator("#path-gallery-3-8")
+    assert not strip.is_visible(), "a strip is open before any click"
+    p.locator('#path-gallery .pg-grid a[href="#path-gallery-3-8"]').click()
+    p.wait_for_timeout(200)
+    assert strip.is_visible(), "clicking the thumbnail did not open its strip"
+    assert p.locator("#path-gallery .pg-strip:visible").count() == 1
+    frames = strip.locator("figure")
+    assert frames.count() >= 2
+    # the strip's numbers are its own path's: the last frame is the step where it stopped
+    taken = int(strip.get_attribute("data-steps-taken"))
+    steps = [int(s) for s in strip.locator("img").evaluate_all("l => l.map(i => i.dataset.step)")]
+    assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == taken
+    assert f"{taken} steps" in strip.locator("p").inner_text()
+    # another thumbnail replaces it
+    p.locator('#path-gallery .pg-grid a[href="#path-gallery-0-7"]').click()
+    p.wait_for_timeout(200)
+    assert p.locator("#path-gallery-0-7").is_visible() and not strip.is_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    p.screenshot(path=str(SHOTS / "17_gallery.png"), full_page=False)
+    ctx.close()
+    assert not outside, f"requests to other hosts: {outside[:3]}"
+
+
+def test_static_explorer_is_honest(server, browser):
+    """Kernel-only controls disabled under a notice; the numbers agree with the path shown."""
+    ctx, p, outside, errors = _open_built(browser, server, EXPLORER_PAGE)
+    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_timeout(500)
+    text = p.locator("main").inner_text()
+    assert "No Python kernel on this page" in text, "the one-line notice is missing"
+    state = p.evaluate(
+        """() => {
+      const buttons = Array.from(document.querySelectorAll('main .jupyter-widgets button'))
+        .filter(b => b.offsetParent !== null && /compute/.test(b.textContent));
+      const boxes = Array.from(document.querySelectorAll('main .jupyter-widgets input'))
+        .filter(i => i.offsetParent !== null && i.type !== 'range');
+      const status = Array.from(document.querySelectorAll('main .widget-html-content'))
+        .map(e => e.textContent).filter(t => /steps taken of at most/.test(t))
+        .filter((t, k, all) => all.indexOf(t) === k);
+      return {
+        buttons: buttons.map(b => b.disabled),
+        boxes: boxes.map(i => [i.disabled, i.value]),
+        status,
+      };
+    }"""
+    )
+    assert state["buttons"] and all(state["buttons"]), f"a live compute button: {state}"
+    assert state["boxes"] and all(d for d, _ in state["boxes"]), f"a live box: {state}"
+    # the visible boxes (source, target, max steps, steps taken) agree with the status line
+    values = [int(v) for _, v in state["boxes"]]
+    assert len(values) == 4, state
+    src, tgt, most, taken = values
+    assert any(
+        f"from image {src} (target {tgt}): {taken} steps taken of at most {most}" in s
+        for s in state["status"]
+    ), state
+    ctx.close()
+    assert not outside, f"requests to other hosts: {outside[:3]}"
+    errors = [e for e in errors if not any(k in e for k in KNOWN_JS_ERRORS)]
     assert not errors, f"JavaScript errors: {errors[:3]}"
