@@ -34,6 +34,7 @@ __all__ = [
     "CIFAR10_CLASSES",
     "LETTERS",
     "ImageData",
+    "bundled_file",
     "data_home",
     "load_cifar10",
     "load_mnist",
@@ -351,7 +352,12 @@ BUNDLED_CIFAR10 = Path(__file__).resolve().parent.parent / "data" / "cifar10-sub
 #: at the tag of its own version, once, into ``data_home()``, and checks it against the hash.
 #: ``tests/test_cifar_wheel.py`` checks both constants against the clone.
 REPOSITORY_URL = "https://github.com/manifoldlib/manifoldlib-book"
-BUNDLED_CIFAR10_SHA256 = "16c1e2d08e1f1ad04a1082b096d4252631c1458b981d7aded51da542fcc2d97c"
+#: SHA-256 of each file the repository carries in ``data/``, for an installed wheel's download.
+BUNDLED_SHA256 = {
+    "cifar10-subset.npz": "16c1e2d08e1f1ad04a1082b096d4252631c1458b981d7aded51da542fcc2d97c",
+    "path_gallery_mnist.npz": "31a38e7075487ad4ad5ede57027ff14073e002df0885ae896951ad9f0b60d3d8",
+}
+BUNDLED_CIFAR10_SHA256 = BUNDLED_SHA256[BUNDLED_CIFAR10.name]
 
 
 def _sha256(path: Path) -> str:
@@ -364,34 +370,50 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _bundled_cifar10_url() -> str:
-    """Where an installed wheel fetches the subset: the repository at the tag of its version."""
+def _bundled_url(name: str) -> str:
+    """Where an installed wheel fetches ``data/<name>``: the repository at its version's tag."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         tag = "v" + version("manifoldlib")
     except PackageNotFoundError:  # imported from a source tree that was never installed
         tag = "main"
-    return f"{REPOSITORY_URL}/raw/{tag}/data/{BUNDLED_CIFAR10.name}"
+    return f"{REPOSITORY_URL}/raw/{tag}/data/{name}"
 
 
-def _bundled_cifar10_file(download: bool, url: str | None = None) -> Path:
-    """The subset's file: the clone's ``data/``, else a copy in ``data_home()``, else fetched.
+def bundled_file(path: Path, download: bool, url: str | None = None) -> Path:
+    """A file of the repository's ``data/``: the clone's, else a copy in ``data_home()``.
 
     A clone never touches the network. An installed wheel (Colab, ``pip install``) has no
     ``data/`` folder: with ``download=True`` the file is fetched from the repository once, its
-    SHA-256 checked, and kept in ``data_home()``.
+    SHA-256 checked against :data:`BUNDLED_SHA256`, and kept in ``data_home()``.
+
+    Args:
+        path: the file in the clone's ``data/`` folder (e.g. :data:`BUNDLED_CIFAR10`).
+        download: fetch the file when neither the clone's nor a cached copy exists.
+        url: where to fetch it (default: the repository at the installed version's tag).
+
+    Returns:
+        The path of a file whose content is the repository's.
+
+    Raises:
+        FileNotFoundError: missing, and ``download`` is False; the message says what to do.
+        ConnectionError: the download failed.
+        ValueError: the download's SHA-256 is wrong (the file is deleted).
+
+    Introduced in the chapter "CIFAR-10".
     """
-    if BUNDLED_CIFAR10.is_file():
-        return BUNDLED_CIFAR10
-    url = url or _bundled_cifar10_url()
-    cached = data_home() / BUNDLED_CIFAR10.name
+    path = Path(path)
+    if path.is_file():
+        return path
+    url = url or _bundled_url(path.name)
+    cached = data_home() / path.name
     if not cached.is_file():
         if not download:
             raise FileNotFoundError(
-                f"the compact CIFAR-10 subset is missing: it ships with a clone of the "
-                f"repository ({BUNDLED_CIFAR10}), not with an installed wheel. Call "
-                f"load_cifar10('bundled', download=True) to fetch it ({url}) into {cached}"
+                f"{path.name} is missing: it ships with a clone of the repository ({path}), "
+                f"not with an installed wheel. Pass download=True to fetch it ({url}) into "
+                f"{cached}"
             )
         import urllib.request
 
@@ -399,16 +421,14 @@ def _bundled_cifar10_file(download: bool, url: str | None = None) -> Path:
         try:
             urllib.request.urlretrieve(url, part)
         except OSError as err:
-            raise ConnectionError(
-                f"downloading the CIFAR-10 subset from {url} failed: {err}"
-            ) from err
+            raise ConnectionError(f"downloading {path.name} from {url} failed: {err}") from err
         part.replace(cached)
-    got = _sha256(cached)
-    if got != BUNDLED_CIFAR10_SHA256:
+    got, want = _sha256(cached), BUNDLED_SHA256.get(path.name)
+    if got != want:
         cached.unlink()
         raise ValueError(
-            f"the CIFAR-10 subset fetched from {url} has SHA-256 {got}, expected "
-            f"{BUNDLED_CIFAR10_SHA256}; it was deleted (run again, or use a clone)"
+            f"{path.name} fetched from {url} has SHA-256 {got}, expected {want}; it was "
+            "deleted (run again, or use a clone)"
         )
     return cached
 
@@ -474,7 +494,7 @@ def load_cifar10(
     if source is None:
         source = os.environ.get("MANIFOLDLIB_CIFAR10") or "bundled"
     if isinstance(source, str) and source == "bundled":
-        path = _bundled_cifar10_file(download)
+        path = bundled_file(BUNDLED_CIFAR10, download)
         arrays = _cifar10_bundled(path, train_per_class, test_per_class)
         label = "bundled (500/100 per class)"
     elif isinstance(source, str) and source == "torchvision":

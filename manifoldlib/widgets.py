@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ._checks import check_model, check_positive, check_tensor
+from .data import bundled_file
 from .images import ToPixels, frame_indices, image_png
 from .paths import Clamp, PathResult, across_leaves_path, horizontal_path
 
@@ -240,11 +241,15 @@ class PathGallery:
         return self.pairs.index((int(source_class), int(target_class)))
 
 
-def load_path_gallery(path: str | os.PathLike = GALLERY_MNIST) -> PathGallery:
+def load_path_gallery(
+    path: str | os.PathLike = GALLERY_MNIST, *, download: bool = False
+) -> PathGallery:
     """Load a gallery of precomputed paths written by ``tools/make_path_gallery.py``.
 
     Args:
         path: the ``.npz`` file (default: the repository's ``data/path_gallery_mnist.npz``).
+        download: for the default file in an installed wheel (Colab), which has no ``data/``
+            folder: fetch it once from the repository (see :func:`manifoldlib.bundled_file`).
 
     Returns:
         A :class:`PathGallery`; its ``result`` holds pixels (draw with ``to_pixels`` the
@@ -252,6 +257,8 @@ def load_path_gallery(path: str | os.PathLike = GALLERY_MNIST) -> PathGallery:
 
     Introduced in the chapter "An interactive explorer".
     """
+    if Path(path) == GALLERY_MNIST:
+        path = bundled_file(GALLERY_MNIST, download)
     with np.load(path, allow_pickle=False) as f:
         pixels = torch.from_numpy(f["pixels"]).float() / 255
         probs = torch.from_numpy(f["probabilities"].astype(np.float32))
