@@ -377,6 +377,8 @@ class PathExplorer(widgets.VBox):
         steps: default number of steps (most steps for a horizontal path).
         step_size: Euclidean length of a step.
         threshold: a horizontal path stops within this distance of its target.
+        rtol: relative tolerance of the rank decision in each projection (None: the
+            library's default; see :func:`manifoldlib.horizontal_path`).
         scale: upscaling factor of the displayed images.
         cache_size: paths kept in the in-memory cache.
 
@@ -396,6 +398,7 @@ class PathExplorer(widgets.VBox):
         steps: int = 300,
         step_size: float = 0.1,
         threshold: float = 1.0,
+        rtol: float | None = None,
         scale: int = 4,
         cache_size: int = 8,
     ) -> None:
@@ -420,6 +423,9 @@ class PathExplorer(widgets.VBox):
         self.frames = frames
         self.step_size = float(step_size)
         self.threshold = float(threshold)
+        if rtol is not None:
+            check_positive(rtol, "rtol")
+        self.rtol = rtol
         self.scale = scale
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple, PathResult] = OrderedDict()
@@ -551,7 +557,7 @@ class PathExplorer(widgets.VBox):
         steps = int(self.steps.value)
         src = int(self.source_index.value)
         other = int(self.target_index.value) if mode == MODES[0] else int(self.seed.value)
-        key = (mode, src, other, steps, self.step_size, self.threshold)
+        key = (mode, src, other, steps, self.step_size, self.threshold, self.rtol)
         if key in self._cache:
             self._cache.move_to_end(key)
             result = self._cache[key]
@@ -633,6 +639,7 @@ class PathExplorer(widgets.VBox):
                 threshold=self.threshold,
                 clamp=self.clamp,
                 record_every=every,
+                rtol=self.rtol,
                 progress=False,
             )
         g = torch.Generator().manual_seed(other)
@@ -645,6 +652,7 @@ class PathExplorer(widgets.VBox):
             steps=steps,
             clamp=self.clamp,
             record_every=every,
+            rtol=self.rtol,
             progress=False,
         )
 

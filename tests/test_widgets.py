@@ -148,3 +148,24 @@ def test_gallery_html(explorer):
         path_gallery_html(result, pairs[:2], list("abcde"))
     with pytest.raises(ValueError, match="once"):
         path_gallery_html(result, [(0, 1)] * 3, list("abcde"))
+
+
+def test_rtol_reaches_the_paths(explorer, monkeypatch):
+    # The explorer passes its rtol to the path functions (one rtol on everything that projects)
+    # and keeps paths computed with another rtol apart in its cache.
+    from manifoldlib import widgets as mw
+
+    seen = []
+    real = mw.horizontal_path
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("rtol"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mw, "horizontal_path", spy)
+    explorer.compute()
+    explorer.rtol = 1e-3
+    explorer.compute()
+    assert seen == [None, 1e-3]
+    with pytest.raises(ValueError, match="rtol"):
+        ml.PathExplorer(explorer.model, explorer.images, rtol=-1.0)
