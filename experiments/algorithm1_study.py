@@ -21,6 +21,8 @@ as soon as the path stops so that a killed run keeps what it finished):
 - ``checkpoints``: exact and gels (capped the same way) on the book model's epoch 10 (the
   chapters' checkpoint), its last epoch, and seed 1's last epoch (10): cached checkpoints only,
   read by :func:`load_model`, which never trains.
+- ``attribution``: gels at the paper's rule and clamp to a fixed path length
+  (``--gels-length``), for the split of the fall into D_x, off-D_x and clamp parts.
 - ``noisy``: Figure 6's setting: noisy starts made by 250 steps of 0.1 across the leaves
   (a fixed Gaussian direction projected on ``ker G``, clamp), then exact and gels paths to
   the target from the noisy and from the clean start (capped as above).
@@ -499,6 +501,19 @@ def main() -> None:
                     window_length=args.window_length,
                 )
             meta[f"run_time_s_{name}"] = round(time.time() - t0, 1)
+    elif args.part == "attribution":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        meta.update(sweep_meta(args))
+        run_design(
+            model,
+            data,
+            pairs,
+            [("gels", "fixed", 1)],
+            part="attribution",
+            writer=writer,
+            max_steps=int(round(args.gels_length / 0.1)),
+            window_length=args.window_length,
+        )
     elif args.part == "noisy":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
         meta.update(sweep_meta(args))
