@@ -15,8 +15,17 @@ as soon as the path stops so that a killed run keeps what it finished):
 - ``waypoints``: a non-greedy method, exact projections, on the same pairs: horizontal paths
   towards waypoints on the straight segment from source to target, then to the target.
 - ``leak``: the structure of the gels leak at points along gels paths (float32 and float64).
-- ``sweep``: step sizes 0.2, 0.1, 0.05, 0.02 (exact, fixed, clamp) on a subset of pairs.
-- ``checkpoints``: the exact algorithm on epoch 40 and on seed 1 (if cached).
+- ``sweep``: step sizes 0.2, 0.1, 0.05, 0.02 (exact and gels, fixed rule, clamp), each path
+  capped at a nominal path length (``--exact-length``, ``--gels-length``) so that the cost
+  does not grow as the step shrinks; distance traces in ``algorithm1_<tag>_traces.npz``.
+- ``checkpoints``: exact and gels (capped the same way) on the book model's epoch 10 (the
+  chapters' checkpoint), its last epoch, and seed 1's last epoch (10): cached checkpoints only,
+  read by :func:`load_model`, which never trains.
+- ``attribution``: gels at the paper's rule and clamp to a fixed path length
+  (``--gels-length``), for the split of the fall into D_x, off-D_x and clamp parts.
+- ``noisy``: Figure 6's setting: noisy starts made by 250 steps of 0.1 across the leaves
+  (a fixed Gaussian direction projected on ``ker G``, clamp), then exact and gels paths to
+  the target from the noisy and from the clean start (capped as above).
 
 Settings (the paper's): step alpha = 0.1, at most 5,000 steps (Figure 4's budget), reach
 threshold 1.0 (the paper's loop runs while ``||d - x|| > 1``), images clamped to the valid
@@ -180,7 +189,7 @@ def run_design(
     meta = [(q, c) for c in cells for q in pairs]
     src = source if source is not None else data.test_x[[q["source_index"] for q, _ in meta]]
     tgt = data.test_x[[q["target_index"] for q, _ in meta]]
-    window = int(round(window_length / alpha))
+    window = None if window_length is None else int(round(window_length / alpha))
 
     def on_finish(i, row):
         q, (proj, rule, clamp) = meta[i]
@@ -336,6 +345,41 @@ def waypoints(model, data, pairs, writer, *, stages: int, steps: int) -> None:
             )
 
 
+SWEEP_ALPHAS = (0.2, 0.1, 0.05, 0.02)
+
+
+def sweep_meta(args) -> dict:
+    """The caps of the extra parts, recorded in their JSON."""
+    return {
+        "exact_length": args.exact_length,
+        "gels_length": args.gels_length,
+        "window_length": args.window_length,
+        "note": "every path stops at the nominal path length exact_length (exact) or "
+        "gels_length (gels), or when it stalls (no new minimum by 0.1% for window_length; "
+        "None: never)",
+    }
+
+
+def noisy_starts(model, data, src: torch.Tensor, *, steps: int, seed: int = 6) -> torch.Tensor:
+    """Figure 6's noisy images: ``steps`` steps of 0.1 across the leaves (section 4.2).
+
+    A fixed Gaussian direction per image (seeded), projected on ``ker G`` at every step,
+    normalised, with the clamp: :func:`manifoldlib.across_leaves_path`.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    direction = torch.randn(src.shape, generator=gen)
+    res = ml.across_leaves_path(
+        model,
+        src,
+        direction,
+        step_size=0.1,
+        steps=steps,
+        clamp=data.pixel_range,
+        record_every=steps,
+    )
+    return res.final.detach()
+
+
 def main() -> None:
     """Parse the command line and run one part of the study."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -347,7 +391,13 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=None, help="stop paths after this")
     ap.add_argument("--cells", default="full", choices=("full", "core"))
     ap.add_argument("--window-length", type=float, default=50.0)
+    ap.add_argument("--no-stall", action="store_true", help="no stall stop (fixed lengths)")
+    ap.add_argument("--exact-length", type=float, default=40.0, help="extra parts: cap")
+    ap.add_argument("--gels-length", type=float, default=20.0, help="extra parts: cap")
+    ap.add_argument("--noise-steps", type=int, default=250)
     args = ap.parse_args()
+    if args.no_stall:
+        args.window_length = None
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     RESULTS.mkdir(parents=True, exist_ok=True)
     P = ml.current_profile()
@@ -403,41 +453,103 @@ def main() -> None:
         leak_structure(model, data, pairs, res.final, RESULTS / f"leak_{tag}_late.csv")
     elif args.part == "sweep":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
-        for alpha in (0.2, 0.05):
-            run_design(
-                model,
-                data,
-                pairs,
-                [("exact", "fixed", 1), ("gels", "fixed", 1)],
-                part="sweep",
-                writer=writer,
-                alpha=alpha,
-                max_steps=int(round(args.steps * 0.1 / alpha)),
-            )
+        meta.update(sweep_meta(args))
+        traces = {}
+        for alpha in SWEEP_ALPHAS:
+            for proj, length in (("exact", args.exact_length), ("gels", args.gels_length)):
+                res, _ = run_design(
+                    model,
+                    data,
+                    pairs,
+                    [(proj, "fixed", 1)],
+                    part="sweep",
+                    writer=writer,
+                    alpha=alpha,
+                    max_steps=int(round(length / alpha)),
+                    window_length=args.window_length,
+                )
+                traces[f"{proj}_a{alpha}_steps"] = res.record_steps.numpy()
+                traces[f"{proj}_a{alpha}_distances"] = res.distances.numpy()
+                meta[f"run_time_s_{proj}_a{alpha}"] = round(time.time() - t0, 1)
+        np.savez_compressed(RESULTS / f"algorithm1_{tag}_traces.npz", **traces)
     elif args.part == "checkpoints":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
-        for name, cfg, ep in (
-            ("epoch40", P.mnist_config(), 40),
-            ("seed1", dataclasses.replace(P.mnist_config(), seed=1), P.mnist_epoch),
-        ):
-            try:
-                m = ml.cached_train(cfg, epoch=ep, progress=False, train=False).model
-            except TypeError:
-                m = ml.cached_train(cfg, epoch=ep, progress=False).model
-            except Exception as err:  # noqa: BLE001 - a missing checkpoint is reported, not fatal
-                print(f"{name}: not available ({err})")
+        meta.update(sweep_meta(args))
+        config = P.mnist_config()
+        models = [
+            ("epoch10", config, P.mnist_epoch),
+            (f"epoch{config.epochs}", config, config.epochs),
+            ("seed1", dataclasses.replace(config, seed=1, epochs=10), 10),
+        ]
+        meta["checkpoints"] = {name: [cfg.key(), ep] for name, cfg, ep in models}
+        for name, cfg, ep in models:
+            m = load_model(cfg, ep)  # never trains
+            if m is None:
+                print(f"{name}: checkpoint epoch {ep} of {cfg.key()} not cached; skipped")
+                meta[f"missing_{name}"] = True
                 continue
-            m.eval()
-            run_design(
-                m,
-                data,
-                pairs,
-                [("exact", "fixed", 1), ("gels", "fixed", 1)],
-                part="checkpoints",
-                writer=writer,
-                checkpoint=name,
-                max_steps=args.steps,
+            for proj, length in (("exact", args.exact_length), ("gels", args.gels_length)):
+                run_design(
+                    m,
+                    data,
+                    pairs,
+                    [(proj, "fixed", 1)],
+                    part="checkpoints",
+                    writer=writer,
+                    checkpoint=name,
+                    max_steps=int(round(length / 0.1)),
+                    window_length=args.window_length,
+                )
+            meta[f"run_time_s_{name}"] = round(time.time() - t0, 1)
+    elif args.part == "attribution":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        meta.update(sweep_meta(args))
+        run_design(
+            model,
+            data,
+            pairs,
+            [("gels", "fixed", 1)],
+            part="attribution",
+            writer=writer,
+            max_steps=int(round(args.gels_length / 0.1)),
+            window_length=args.window_length,
+        )
+    elif args.part == "noisy":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        meta.update(sweep_meta(args))
+        src = data.test_x[[q["source_index"] for q in pairs]]
+        noisy = noisy_starts(model, data, src, steps=args.noise_steps)
+        meta["noise_steps"] = args.noise_steps
+        meta["noise_distance"] = (noisy - src).flatten(1).norm(dim=1).tolist()
+        with torch.no_grad():
+            meta["noisy_prediction_kept"] = (
+                (model(noisy).argmax(1) == model(src).argmax(1)).int().tolist()
             )
+        meta["run_time_s_noise"] = round(time.time() - t0, 1)
+        ends = {}
+        for start_name, start in (("clean", src), ("noisy", noisy)):
+            for proj, length in (("exact", args.exact_length), ("gels", args.gels_length)):
+                ends[start_name, proj], _ = run_design(
+                    model,
+                    data,
+                    pairs,
+                    [(proj, "fixed", 1)],
+                    part=start_name,
+                    writer=writer,
+                    source=start,
+                    max_steps=int(round(length / 0.1)),
+                    window_length=args.window_length,
+                )
+            meta[f"run_time_s_{start_name}"] = round(time.time() - t0, 1)
+        noise = (noisy - src).flatten(1).norm(dim=1)
+        for proj in ("exact", "gels"):
+            gap = ends["noisy", proj].final - ends["clean", proj].final
+            # how much of the start's noise the end still carries (1: all of it)
+            meta[f"noise_kept_{proj}"] = (gap.flatten(1).norm(dim=1) / noise).tolist()
+        torch.save(
+            {"source": src[:4], "noisy": noisy[:4]},
+            RESULTS / f"algorithm1_{tag}_starts.pt",
+        )
 
     meta["run_time_s"] = round(time.time() - t0, 1)
     (RESULTS / f"algorithm1_{tag}.json").write_text(json.dumps(meta, indent=1))
