@@ -87,7 +87,11 @@ def logprob_columns(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
 
 
 def project(
-    jac: torch.Tensor, logp: torch.Tensor, v: torch.Tensor, method: str = "exact"
+    jac: torch.Tensor,
+    logp: torch.Tensor,
+    v: torch.Tensor,
+    method: str = "exact",
+    rtol: float | None = None,
 ) -> torch.Tensor:
     """Project ``v`` the way one variant of Algorithm 1 does.
 
@@ -96,6 +100,8 @@ def project(
         logp: log-probabilities ``(B, C)``.
         v: vectors ``(B, *input_shape)``.
         method: one of :data:`PROJECTIONS`.
+        rtol: relative tolerance of the rank decision of the exact projection (None: the
+            library's default); the paper's least-squares variants take none.
 
     Returns:
         ``(B, *input_shape)`` the projected vectors, in ``v``'s dtype.
@@ -114,7 +120,7 @@ def project(
             f"got {tuple(jac.shape)} and {tuple(v.shape)}"
         )
     if method == "exact":
-        return tangent_projection_from_jacobian(jac, v)
+        return tangent_projection_from_jacobian(jac, v, rtol=rtol)
     b, c = jac.shape[:2]
     flat = v.reshape(b, -1, 1)
     if method == "rowspace":
@@ -253,6 +259,7 @@ def algorithm1_paths(
     on_finish: Callable[[int, dict], None] | None = None,
     on_record: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
     deadline: float | None = None,
+    rtol: float | None = None,
 ) -> Algorithm1Result:
     """Run Algorithm 1 for ``B`` paths that may each use another variant, in one batch.
 
@@ -283,6 +290,8 @@ def algorithm1_paths(
         on_record: called as ``on_record(record_steps, distances)`` after each record.
         deadline: a ``time.time()`` after which the remaining paths stop (reason
             ``"budget"``), for runs on a shared machine.
+        rtol: relative tolerance of the rank decision in the exact projections (the
+            ``"exact"`` variant and the attribution's split of each step); None: the default.
 
     Returns:
         An :class:`Algorithm1Result`.
@@ -364,11 +373,11 @@ def algorithm1_paths(
             v = torch.empty_like(delta)
             for method in set(projs[i] for i in idx.tolist()):
                 sel = torch.tensor([projs[i] == method for i in idx.tolist()])
-                v[sel] = project(jac[sel], logp[sel], delta[sel], method)
+                v[sel] = project(jac[sel], logp[sel], delta[sel], method, rtol=rtol)
             vnorm = v.flatten(1).norm(dim=1)
             length = step_lengths(vnorm, step_size, [rules[i] for i in idx.tolist()])
             s = (length / vnorm.clamp_min(1e-30)).view(shape) * v
-            s_in = tangent_projection_from_jacobian(jac, s)
+            s_in = tangent_projection_from_jacobian(jac, s, rtol=rtol)
             moved = xa + s
             new = moved.clone()
             cm = clamp_mask[idx]

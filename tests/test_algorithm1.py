@@ -154,3 +154,24 @@ def test_paths_attribute_the_fall_and_exact_steps_stay_in_d_x():
     assert float(res.final[[0, 3]].min()) >= 0 and float(res.final[[0, 3]].max()) <= 1
     assert float(res.path_length[1]) == pytest.approx(int(res.steps[1]) * 0.05, rel=1e-6)
     assert bool((res.path_length[[0, 3]] <= res.steps[[0, 3]] * 0.05 * (1 + 1e-5)).all())
+
+
+def test_rtol_reaches_the_exact_projection():
+    # rtol decides the rank of D_x: near 1 it keeps only the largest direction of the score
+    # Jacobian's row space, so the exact projection (and the path) changes; None is the default.
+    torch.manual_seed(0)
+    from manifoldlib import MLP, score_jacobian
+
+    model = MLP(6, hidden=(8,), num_classes=4).double().eval()
+    x = torch.randn(3, 6, dtype=torch.float64)
+    d = torch.randn(3, 6, dtype=torch.float64)
+    jac, logp = score_jacobian(model, x, return_logp=True)
+    default = project(jac, logp, d - x, "exact")
+    assert torch.equal(default, project(jac, logp, d - x, "exact", rtol=None))
+    narrow = project(jac, logp, d - x, "exact", rtol=0.999)
+    assert (narrow - default).norm() > 1e-3 * default.norm()
+    paths = [
+        algorithm1_paths(model, x, d, clamp_on=False, max_steps=3, rtol=r).final
+        for r in (None, 0.999)
+    ]
+    assert (paths[0] - paths[1]).norm() > 1e-6
