@@ -18,6 +18,10 @@ as soon as the path stops so that a killed run keeps what it finished):
 - ``sweep``: step sizes 0.2, 0.1, 0.05, 0.02 (exact and gels, fixed rule, clamp), each path
   capped at a nominal path length (``--exact-length``, ``--gels-length``) so that the cost
   does not grow as the step shrinks; distance traces in ``algorithm1_<tag>_traces.npz``.
+- ``sweep-stall``: the same step sizes for the exact projection with the book's shortened
+  rule and the clamp, run until the paths STALL (window as in ``main``; cap ``--exact-length``
+  as a safety net): do the stall distances converge as the step shrinks? (The shortened rule
+  stalls soonest in ``main``, at path lengths 16-82; the fixed rule would cost 3x more.)
 - ``checkpoints``: exact and gels (capped the same way) on the book model's epoch 10 (the
   chapters' checkpoint), its last epoch, and seed 1's last epoch (10): cached checkpoints only,
   read by :func:`load_model`, which never trains.
@@ -472,6 +476,23 @@ def main() -> None:
                 traces[f"{proj}_a{alpha}_distances"] = res.distances.numpy()
                 meta[f"run_time_s_{proj}_a{alpha}"] = round(time.time() - t0, 1)
         np.savez_compressed(RESULTS / f"algorithm1_{tag}_traces.npz", **traces)
+    elif args.part == "sweep-stall":
+        writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
+        meta["window_length"] = args.window_length
+        meta["cap_length"] = args.exact_length
+        for alpha in SWEEP_ALPHAS:
+            run_design(
+                model,
+                data,
+                pairs,
+                [("exact", "shortened", 1)],
+                part="sweep-stall",
+                writer=writer,
+                alpha=alpha,
+                max_steps=int(round(args.exact_length / alpha)),
+                window_length=args.window_length,
+            )
+            meta[f"run_time_s_a{alpha}"] = round(time.time() - t0, 1)
     elif args.part == "checkpoints":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")
         meta.update(sweep_meta(args))
