@@ -94,3 +94,29 @@ def test_progress_variable_turns_on_the_training_bar(monkeypatch, tmp_path, caps
     monkeypatch.delenv("MANIFOLDLIB_PROGRESS")
     ml.cached_train(config, cache_dir=tmp_path / "again", progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_package_declares_what_it_imports():
+    # A pip install (Colab) gets only what pyproject.toml declares: every third-party module
+    # manifoldlib imports, at the top or lazily, must be a declared dependency.
+    import ast
+    import sys
+
+    declared = re.findall(r'^\s*"([A-Za-z0-9_.-]+)', _dependencies(), flags=re.M)
+    declared = {re.split(r"[<>=!~\[]", d)[0].lower() for d in declared}
+    distribution = {"PIL": "pillow", "sklearn": "scikit-learn"}
+    imported = set()
+    for path in (ROOT / "manifoldlib").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "manifoldlib"}
+    missing = {m for m in third_party if distribution.get(m, m).lower() not in declared}
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
+
+
+def _dependencies() -> str:
+    text = (ROOT / "pyproject.toml").read_text()
+    return re.search(r"^dependencies = \[(.*?)^\]", text, flags=re.M | re.S).group(1)
