@@ -31,18 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+from manifoldlib.data import CIFAR10_CLASSES
+
+# The label order is the library's: the packed labels must mean what load_cifar10 says.
+CLASSES = CIFAR10_CLASSES
 
 
 def pack_split(folder: Path, per_class: int) -> dict[str, np.ndarray]:
