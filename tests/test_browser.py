@@ -119,16 +119,17 @@ CHECK_PAGE = """() => {
 }"""
 
 
-@pytest.mark.parametrize("page", toc_pages())
-def test_page_renders_offline(page, server, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
-    outside: list[str] = []
-    js_errors: list[str] = []
+def _offline_page(browser, viewport, *, console: bool = True):
+    """A page whose requests to any host but this one are aborted and recorded.
+
+    Returns the context, the page, the list of outside URLs asked for and the list of
+    JavaScript errors (page errors, and console errors when ``console``).
+    """
+    ctx = browser.new_context(viewport=viewport)
+    outside, errors = [], []
 
     def route(r):
-        host = urlparse(r.request.url).hostname
-        if host in ("127.0.0.1", "localhost"):
+        if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost"):
             r.continue_()
         else:
             outside.append(r.request.url)
@@ -136,8 +137,16 @@ def test_page_renders_offline(page, server, browser):
 
     ctx.route("**/*", route)
     p = ctx.new_page()
-    p.on("pageerror", lambda e: js_errors.append(str(e)))
-    p.on("console", lambda m: m.type == "error" and js_errors.append(m.text))
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    if console:
+        p.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    return ctx, p, outside, errors
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_renders_offline(page, server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ctx, p, outside, js_errors = _offline_page(browser, {"width": 1200, "height": 900})
     p.on("response", lambda r: r.status >= 400 and js_errors.append(f"{r.status} {r.url}"))
     p.goto(f"{server}/{page}.html", wait_until="networkidle")
     # MathJax typesets asynchronously; wait for it where the page has maths.
@@ -196,21 +205,7 @@ def explorer_page(tmp_path_factory):
 
 
 def _open_explorer(browser, url, viewport):
-    ctx = browser.new_context(viewport=viewport)
-    outside, errors = [], []
-
-    def route(r):
-        host = urlparse(r.request.url).hostname
-        if host in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
-    p = ctx.new_page()
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    p.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    ctx, p, outside, errors = _offline_page(browser, viewport)
     p.goto(url, wait_until="networkidle")
     p.wait_for_selector("#fx-root[data-ready='1']", state="attached", timeout=20_000)
     return ctx, p, outside, errors
@@ -298,19 +293,8 @@ EXPLORER_PAGE = "book/17_explorer"
 
 
 def _open_built(browser, server, page):
-    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
-    outside, errors = [], []
-
-    def route(r):
-        if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
-    p = ctx.new_page()
-    p.on("pageerror", lambda e: errors.append(str(e)))
+    viewport = {"width": 1200, "height": 900}
+    ctx, p, outside, errors = _offline_page(browser, viewport, console=False)
     p.goto(f"{server}/{page}.html", wait_until="networkidle")
     return ctx, p, outside, errors
 
