@@ -9,8 +9,9 @@ Writes ``experiments/results/ood_baselines-seed<s>.csv`` per seed and merges all
 the AUROC, FPR at 95% TPR and DeLong's paired test of the leaf distance r1 against that score
 (difference r1 - score, its standard error and two-sided p-value).
 
-Sets (all offline; built as in the chapter, except that the noise leaf's path takes 5 steps
-instead of 2): 200 test digits in distribution; 100 images per OOD set: the noise leaf
+Sets (all offline; for seed 0 the very images and scores of the chapter "Out-of-distribution
+detection by distance from the data leaf", which checks that it reproduces the seed-0 rows):
+200 test digits in distribution; 100 images per OOD set: the noise leaf
 (paths across leaves of length 25, clamped), isotropic noise of the same norm after clipping
 (its control), mirrored and rotated digits, uniform and Gaussian noise, rendered letters, and
 CIFAR-10 test images in grey at 28x28 (from ``$MANIFOLDLIB_CIFAR10`` if set, else the subset
