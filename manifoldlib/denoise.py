@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._checks import check_finite, check_positive, check_tensor
+from ._checks import check_finite, check_positive, check_same_shape, check_tensor
 
 __all__ = [
     "DenoisingAutoencoder",
@@ -203,6 +203,10 @@ def train_denoising_autoencoder(
     batch_size: int = 100,
     lr: float = 1e-3,
     seed: int = 0,
+    hidden: int = 256,
+    bottleneck: int = 64,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    history: list[float] | None = None,
 ) -> DenoisingAutoencoder:
     """Train a :class:`DenoisingAutoencoder` on clean pixel images, seeded and deterministic.
 
@@ -218,6 +222,14 @@ def train_denoising_autoencoder(
         batch_size: images per step.
         lr: Adam's learning rate.
         seed: seed of everything random.
+        hidden: width of the hidden layers (see :class:`DenoisingAutoencoder`).
+        bottleneck: width of the code.
+        validation: optional ``(noisy, clean)`` pixel images ``(M, 1, H, W)`` each, held out
+            from ``clean``: after every epoch the network's mean squared error on them is
+            appended to ``history`` (it consumes no random numbers, so the weights are the
+            same with or without it).
+        history: list that receives one validation loss per epoch; required with
+            ``validation``.
 
     Returns:
         The trained network, in eval mode.
@@ -229,10 +241,14 @@ def train_denoising_autoencoder(
     check_positive(max_norm, "max_norm")
     check_positive(epochs, "epochs", integer=True)
     check_positive(batch_size, "batch_size", integer=True)
+    if validation is not None:
+        if history is None:
+            raise ValueError("validation needs a history list to record its losses in")
+        check_same_shape(validation[0], validation[1], "noisy", "clean")
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = DenoisingAutoencoder(n=clean[0].numel())
+        net = DenoisingAutoencoder(n=clean[0].numel(), hidden=hidden, bottleneck=bottleneck)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     x_all = clean.float()
     for _ in range(epochs):
@@ -244,6 +260,10 @@ def train_denoising_autoencoder(
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if validation is not None:
+            with torch.no_grad():
+                err = net(validation[0].float()) - validation[1].float()
+            history.append(float(err.pow(2).mean()))
     return net.eval()
 
 

@@ -69,6 +69,26 @@ def test_autoencoder_training_is_deterministic_and_learns():
     assert out.shape == clean.shape and out.min() >= 0 and out.max() <= 1
 
 
+def test_autoencoder_validation_history_leaves_training_unchanged():
+    gen = torch.Generator().manual_seed(4)
+    clean = torch.zeros(64, 1, 8, 8)
+    clean[:, :, 2:6, 3:5] = torch.rand(64, 1, 1, 1, generator=gen)
+    kwargs = dict(max_norm=2.0, epochs=4, batch_size=16, seed=5, hidden=32, bottleneck=8)
+    plain = denoise.train_denoising_autoencoder(clean, **kwargs)
+    val = (clean[:8] + 0.1 * torch.rand(8, 1, 8, 8, generator=gen)).clamp(0, 1), clean[:8]
+    history: list[float] = []
+    watched = denoise.train_denoising_autoencoder(clean, validation=val, history=history, **kwargs)
+    assert plain.net[0].out_features == 32 and plain.net[2].out_features == 8
+    for pa, pb in zip(plain.parameters(), watched.parameters(), strict=True):
+        assert torch.equal(pa, pb)  # recording the validation loss draws no random numbers
+    assert len(history) == 4
+    with torch.no_grad():
+        last = float((watched(val[0]) - val[1]).pow(2).mean())
+    assert history[-1] == pytest.approx(last, rel=1e-6)
+    with pytest.raises(ValueError, match="history"):
+        denoise.train_denoising_autoencoder(clean, validation=val, **kwargs)
+
+
 def test_paired_difference():
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])
     b = torch.tensor([0.0, 1.5, 2.0, 4.5])
