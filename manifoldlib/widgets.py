@@ -40,7 +40,6 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 import torch
-import traitlets
 from torch import nn
 
 from ._checks import check_model, check_positive, check_tensor
@@ -336,22 +335,30 @@ class _DisplayStack(widgets.VBox):
     """A ``Stack`` for ipywidgets 7: shows the child ``selected_index``, hides the others.
 
     The children are hidden through their ``layout.display``. ``selected_index`` is a Python
-    trait only (not synchronised), so a browser link cannot drive it: Python observers do.
+    property, not a synchronised trait, so a browser link cannot drive it: Python observers do.
     """
-
-    selected_index = traitlets.Int(None, allow_none=True)
 
     def __init__(
         self, children: Sequence[widgets.Widget] = (), selected_index: int | None = None, **kwargs
     ) -> None:
         super().__init__(children, **kwargs)
-        self.observe(self._show, names=["selected_index", "children"])
-        self.selected_index = selected_index
+        self._selected = selected_index
+        self.observe(self._show, names="children")
+        self._show()
+
+    @property
+    def selected_index(self) -> int | None:
+        """The child shown (None: none)."""
+        return self._selected
+
+    @selected_index.setter
+    def selected_index(self, value: int | None) -> None:
+        self._selected = value
         self._show()
 
     def _show(self, change: dict | None = None) -> None:
         for k, child in enumerate(self.children):
-            child.layout.display = None if k == self.selected_index else "none"
+            child.layout.display = None if k == self._selected else "none"
 
 
 def _stack(backend: str, children: Sequence[widgets.Widget], **kwargs: object) -> widgets.Box:
@@ -573,6 +580,8 @@ class PathExplorer(widgets.VBox):
             )
         controls.children = (*controls.children, self.notice, self.static_panel)
         super().__init__([controls, self.view_stack])
+        if self.backend == "strip" and hasattr(widgets.Widget, "_ipython_display_"):
+            self._ipython_display_ = None  # ipywidgets 7: display through _repr_mimebundle_
 
     @classmethod
     def from_data(cls, model: nn.Module, data: object, **kwargs: object) -> PathExplorer:
@@ -635,21 +644,13 @@ class PathExplorer(widgets.VBox):
         return "".join(parts) + "</div>"
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict | None:
-        # ipywidgets 8 displays a widget through this method.
+        # ipywidgets 8 displays a widget through this method; ipywidgets 7 through
+        # _ipython_display_, which __init__ masks for the strip (as ipywidgets 7's close() does)
+        # so that IPython falls back to this method.
         if self.backend == "strip":
             return {"text/plain": repr(self), "text/html": self.strip_html()}
         parent = getattr(super(), "_repr_mimebundle_", None)
         return parent(**kwargs) if parent is not None else None
-
-    if hasattr(widgets.Widget, "_ipython_display_"):  # ipywidgets 7 displays through this one
-
-        def _ipython_display_(self, **kwargs: object) -> None:
-            if self.backend == "strip":
-                from IPython.display import display
-
-                display(self._repr_mimebundle_(), raw=True)
-                return
-            super()._ipython_display_(**kwargs)
 
     # --- choosing images ----------------------------------------------------------------
 
