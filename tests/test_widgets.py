@@ -222,6 +222,11 @@ def test_backend_matches_the_installed_ipywidgets():
     print(f"ipywidgets {widgets.__version__}: backend {explorer.backend!r}")
     assert explorer.backend == expected and explorer.backend_note == ""
     _scrub_and_switch(explorer)
+    # displayed as a widget, not as the static strip
+    if callable(getattr(widgets.Widget, "_ipython_display_", None)):  # ipywidgets 7
+        assert callable(explorer._ipython_display_)
+    else:
+        assert "application/vnd.jupyter.widget-view+json" in _displayed_bundle(explorer)
 
 
 def test_ipywidgets_8_links_run_in_the_browser():
@@ -271,17 +276,12 @@ def test_without_stack_boxes_driven_from_python(monkeypatch):
     ]
 
 
-def _displayed_bundle(explorer, monkeypatch):
-    """What IPython would display for the explorer (ipywidgets 7 and 8 route it differently)."""
-    import IPython.display
+def _displayed_bundle(explorer):
+    """What IPython displays for the explorer (ipywidgets 7 and 8 route it differently)."""
+    from IPython.core.formatters import DisplayFormatter
 
-    shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
-    if hasattr(explorer, "_ipython_display_"):
-        explorer._ipython_display_()
-        [bundle] = shown
-        return bundle
-    return explorer._repr_mimebundle_()
+    data, _ = DisplayFormatter().format(explorer)
+    return data
 
 
 @pytest.mark.parametrize(
@@ -304,7 +304,7 @@ def test_static_strip_where_widgets_cannot_work(monkeypatch, how, why):
     explorer = _build()
     assert explorer.backend == "strip" and why in explorer.backend_note
     result = _scrub_and_switch(explorer)  # the Python side still works
-    bundle = _displayed_bundle(explorer, monkeypatch)
+    bundle = _displayed_bundle(explorer)
     assert "application/vnd.jupyter.widget-view+json" not in bundle
     page = bundle["text/html"]
     # one line saying why, then every frame of both paths, with its own step
