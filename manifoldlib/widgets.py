@@ -632,7 +632,7 @@ class PathExplorer(widgets.VBox):
             if view.result is None:
                 continue
             figs = [
-                '<figure style="margin:0;width:130px">'
+                '<figure style="margin:0;width:200px">'
                 f'<img src="data:image/png;base64,{base64.b64encode(im.value).decode()}" '
                 f'alt="{mode} path, step {step}"><figcaption>{cap.value}</figcaption></figure>'
                 for im, cap, step in zip(view.images, view.captions, view.labels, strict=False)
