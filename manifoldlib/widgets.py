@@ -16,6 +16,14 @@ each mode's own settings and a one-line notice; :func:`path_gallery_html` render
 precomputed paths as a grid of thumbnails that open their strips (plain HTML and CSS), and
 :func:`load_path_gallery` reads the file ``tools/make_path_gallery.py`` writes.
 
+Which ipywidgets it finds decides how the explorer is wired (:attr:`PathExplorer.backend`):
+``"stack"`` with ipywidgets 8 (the browser links above); ``"boxes"`` with ipywidgets 7, which
+has no ``Stack`` (Google Colab has shipped 7.7): each stack is a box whose children are shown
+and hidden through ``layout.display`` by Python observers, so everything works with a kernel
+but a static page would not scrub; and ``"strip"`` where even that is impossible (ipywidgets
+older than 7, or ``MANIFOLDLIB_WIDGETS=static`` for a front end that shows no widgets): the
+explorer then displays its frames as static strips under a one-line notice saying why.
+
 Introduced in the chapter "An interactive explorer" (book/17).
 """
 
@@ -302,6 +310,64 @@ def _own_frames(single: PathResult, frames: int) -> list[tuple[int, int]]:
     return [(rows[i], int(single.steps[rows[i]]) if i < len(before) else taken) for i in pick]
 
 
+def _widget_support() -> tuple[str, str]:
+    """How the explorer can be wired with the ipywidgets found here: ``(backend, why)``.
+
+    ``"stack"``: ipywidgets 8 (``Stack`` and browser links). ``"boxes"``: ipywidgets 7
+    (:class:`_DisplayStack`, driven from Python). ``"strip"``: neither is possible, or the
+    environment variable ``MANIFOLDLIB_WIDGETS`` is ``static``; ``why`` is the one-line reason.
+    """
+    version = getattr(widgets, "__version__", "0")
+    if os.environ.get("MANIFOLDLIB_WIDGETS", "").strip().lower() == "static":
+        return "strip", "MANIFOLDLIB_WIDGETS=static asks for the static form"
+    if hasattr(widgets, "Stack") and hasattr(widgets, "jslink"):
+        return "stack", ""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        major = 0
+    if major >= 7 and "index" in widgets.ToggleButtons.class_trait_names():
+        return "boxes", ""
+    return "strip", f"the explorer needs ipywidgets 7 or later, and this is ipywidgets {version}"
+
+
+class _DisplayStack(widgets.VBox):
+    """A ``Stack`` for ipywidgets 7: shows the child ``selected_index``, hides the others.
+
+    The children are hidden through their ``layout.display``. ``selected_index`` is a Python
+    property, not a synchronised trait, so a browser link cannot drive it: Python observers do.
+    """
+
+    def __init__(
+        self, children: Sequence[widgets.Widget] = (), selected_index: int | None = None, **kwargs
+    ) -> None:
+        super().__init__(children, **kwargs)
+        self._selected = selected_index
+        self.observe(self._show, names="children")
+        self._show()
+
+    @property
+    def selected_index(self) -> int | None:
+        """The child shown (None: none)."""
+        return self._selected
+
+    @selected_index.setter
+    def selected_index(self, value: int | None) -> None:
+        self._selected = value
+        self._show()
+
+    def _show(self, change: dict | None = None) -> None:
+        for k, child in enumerate(self.children):
+            child.layout.display = None if k == self._selected else "none"
+
+
+def _stack(backend: str, children: Sequence[widgets.Widget], **kwargs: object) -> widgets.Box:
+    """A ``Stack`` with ipywidgets 8, else a :class:`_DisplayStack`."""
+    if backend == "stack":
+        return widgets.Stack(list(children), **kwargs)
+    return _DisplayStack(list(children), **kwargs)
+
+
 def _labelled(text: str, widget: widgets.Widget) -> widgets.HBox:
     """A control with its label in an HTML widget.
 
@@ -321,17 +387,23 @@ class _ModeView:
     throws when its value changes, and a link that throws stops the slider's other links.
     """
 
-    def __init__(self, frames: int, side_labels: Sequence[str]) -> None:
+    def __init__(self, frames: int, side_labels: Sequence[str], backend: str = "stack") -> None:
         self.slider = widgets.IntSlider(value=0, min=0, max=0, continuous_update=True)
         self.status = widgets.HTML()
         self.images = [widgets.Image(format="png") for _ in range(frames)]
         self.captions = [widgets.HTML() for _ in range(frames)]
-        self.stack = widgets.Stack(
+        self.stack = _stack(
+            backend,
             [widgets.VBox([im, cap]) for im, cap in zip(self.images, self.captions, strict=True)],
             selected_index=0,
         )
-        # In the browser (live or static page) the slider drives the stack directly ...
-        widgets.jslink((self.slider, "value"), (self.stack, "selected_index"))
+        # In the browser (live or static page) the slider drives the stack directly (a Stack,
+        # ipywidgets 8 only) ...
+        self.links = []
+        if backend == "stack":
+            self.links.append(
+                widgets.jslink((self.slider, "value"), (self.stack, "selected_index"))
+            )
         # ... and in Python too, so that a kernel (or a test) sees the same state.
         self.slider.observe(self._on_slider, names="value")
         self.side = [widgets.Image(format="png") for _ in side_labels]
@@ -381,6 +453,13 @@ class PathExplorer(widgets.VBox):
             library's default; see :func:`manifoldlib.horizontal_path`).
         scale: upscaling factor of the displayed images.
         cache_size: paths kept in the in-memory cache.
+
+    Attributes:
+        backend: how it is wired, from the ipywidgets found (see the module's docstring):
+            ``"stack"`` (ipywidgets 8: browser links, so a static page scrubs too),
+            ``"boxes"`` (ipywidgets 7: boxes shown and hidden by Python, a kernel needed) or
+            ``"strip"`` (displayed as static strips, see :meth:`strip_html`).
+        backend_note: the one-line reason for ``"strip"`` (empty otherwise).
 
     Introduced in the chapter "An interactive explorer".
     """
@@ -441,6 +520,7 @@ class PathExplorer(widgets.VBox):
                 f"classes has {len(self.classes)} names but the model has {num_classes}"
             )
 
+        self.backend, self.backend_note = _widget_support()
         n = images.shape[0]
         self.mode = widgets.ToggleButtons(options=list(MODES), value=MODES[0])
         by_class = [("by index", -1)] + [(c, i) for i, c in enumerate(self.classes)]
@@ -459,13 +539,18 @@ class PathExplorer(widgets.VBox):
         self.compute_button.on_click(lambda _: self.compute())
 
         self.views = {
-            MODES[0]: _ModeView(frames, ["source", "target"]),
-            MODES[1]: _ModeView(frames, ["start"]),
+            MODES[0]: _ModeView(frames, ["source", "target"], self.backend),
+            MODES[1]: _ModeView(frames, ["start"], self.backend),
         }
-        self.view_stack = widgets.Stack([v.box for v in self.views.values()], selected_index=0)
+        stacked = [v.box for v in self.views.values()]
+        self.view_stack = _stack(self.backend, stacked, selected_index=0)
         # The mode buttons switch the view in the browser too (static pages included).
-        widgets.jslink((self.mode, "index"), (self.view_stack, "selected_index"))
-        self.mode.observe(self._on_mode, names="index")
+        self._links = []
+        if self.backend == "stack":
+            self._links.append(
+                widgets.jslink((self.mode, "index"), (self.view_stack, "selected_index"))
+            )
+        self.mode.observe(self._on_mode, names="value")
         controls = widgets.VBox(
             [
                 self.mode,
@@ -488,10 +573,15 @@ class PathExplorer(widgets.VBox):
         # The static form (see for_static_page): a notice and, per mode, disabled copies of
         # the controls holding that mode's own settings, switched by the mode buttons.
         self.notice = widgets.HTML(layout=widgets.Layout(display="none"))
-        self.static_panel = widgets.Stack([], layout=widgets.Layout(display="none"))
-        widgets.jslink((self.mode, "index"), (self.static_panel, "selected_index"))
+        self.static_panel = _stack(self.backend, [], layout=widgets.Layout(display="none"))
+        if self.backend == "stack":
+            self._links.append(
+                widgets.jslink((self.mode, "index"), (self.static_panel, "selected_index"))
+            )
         controls.children = (*controls.children, self.notice, self.static_panel)
         super().__init__([controls, self.view_stack])
+        if self.backend == "strip" and hasattr(widgets.Widget, "_ipython_display_"):
+            self._ipython_display_ = None  # ipywidgets 7: display through _repr_mimebundle_
 
     @classmethod
     def from_data(cls, model: nn.Module, data: object, **kwargs: object) -> PathExplorer:
@@ -518,6 +608,50 @@ class PathExplorer(widgets.VBox):
             f"mode={self.mode.value!r})"
         )
 
+    # --- the static form where widgets cannot work (backend "strip") ---------------------
+
+    def strip_html(self) -> str:
+        """The explorer as static strips: a one-line notice, then each computed path's frames.
+
+        What the explorer displays when its :attr:`backend` is ``"strip"`` (no widgets): per
+        mode with a path, its status line and its frames side by side (the same PNGs and
+        captions, with the bars, that the slider would select). Plain HTML, no JavaScript.
+
+        Returns:
+            HTML text (images inlined as base64 PNG).
+        """
+        import base64
+
+        why = self.backend_note or f"the widgets backend is {self.backend!r}"
+        parts = [
+            '<div class="path-explorer-strip"><div style="font-size:12px;color:#555">'
+            f"The interactive explorer is not available here ({html.escape(why)}): its "
+            "frames are shown as static strips.</div>"
+        ]
+        for mode, view in self.views.items():
+            if view.result is None:
+                continue
+            figs = [
+                '<figure style="margin:0;width:200px">'
+                f'<img src="data:image/png;base64,{base64.b64encode(im.value).decode()}" '
+                f'alt="{mode} path, step {step}"><figcaption>{cap.value}</figcaption></figure>'
+                for im, cap, step in zip(view.images, view.captions, view.labels, strict=False)
+            ]
+            parts.append(
+                f"<p><b>{html.escape(mode)}</b>: {view.status.value}</p>"
+                f'<div style="display:flex;flex-wrap:wrap;gap:4px">{"".join(figs)}</div>'
+            )
+        return "".join(parts) + "</div>"
+
+    def _repr_mimebundle_(self, **kwargs: object) -> dict | None:
+        # ipywidgets 8 displays a widget through this method; ipywidgets 7 through
+        # _ipython_display_, which __init__ masks for the strip (as ipywidgets 7's close() does)
+        # so that IPython falls back to this method.
+        if self.backend == "strip":
+            return {"text/plain": repr(self), "text/html": self.strip_html()}
+        parent = getattr(super(), "_repr_mimebundle_", None)
+        return parent(**kwargs) if parent is not None else None
+
     # --- choosing images ----------------------------------------------------------------
 
     def _class_to_index(self, box: widgets.BoundedIntText) -> Callable[[dict], None]:
@@ -536,9 +670,10 @@ class PathExplorer(widgets.VBox):
         return self.views[self.mode.value].status
 
     def _on_mode(self, change: dict) -> None:
-        self.view_stack.selected_index = int(change["new"])
+        index = MODES.index(change["new"])
+        self.view_stack.selected_index = index
         if self.static_panel.children:
-            self.static_panel.selected_index = int(change["new"])
+            self.static_panel.selected_index = index
 
     # --- computing and showing paths ----------------------------------------------------
 
@@ -624,7 +759,7 @@ class PathExplorer(widgets.VBox):
             items.append(widgets.Button(description="compute", disabled=True))
             panels.append(widgets.HBox(items, layout=widgets.Layout(flex_flow="row wrap")))
         self.static_panel.children = panels
-        self.static_panel.selected_index = self.mode.index
+        self.static_panel.selected_index = MODES.index(self.mode.value)
 
     def _run(self, mode: str, src: int, other: int, steps: int) -> PathResult:
         x = self.images[src : src + 1]

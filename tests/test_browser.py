@@ -4,7 +4,8 @@ Needs the built HTML (`python tools/build_book.py`) and Chromium (Debian's `chro
 package) driven by Playwright's Python package. Every page of `_toc.yml` is checked for a
 title, rendered maths, loaded figures, no error output and no request to another host; the
 explorer chapter for its widgets, for the static form of its explorer (kernel-only controls
-disabled under a notice, numbers that agree with the path shown) and for its gallery of 90
+disabled under a notice, numbers that agree with the path shown, a slider and mode buttons
+that still move through the frames without a kernel) and for its gallery of 90
 precomputed paths (a 10 x 10 grid of thumbnails, each opening its strip). Screenshots go to
 `_build/screenshots/`.
 
@@ -368,6 +369,53 @@ def test_static_explorer_is_honest(server, browser):
         f"from image {src} (target {tgt}): {taken} steps taken of at most {most}" in s
         for s in state["status"]
     ), state
+    ctx.close()
+    assert not outside, f"requests to other hosts: {outside[:3]}"
+    errors = [e for e in errors if not any(k in e for k in KNOWN_JS_ERRORS)]
+    assert not errors, f"JavaScript errors: {errors[:3]}"
+
+
+VISIBLE_CAPTIONS = """() => Array.from(document.querySelectorAll('main .widget-html-content'))
+  .filter(e => e.offsetParent !== null).map(e => e.textContent)
+  .filter(t => /^step \\d+:/.test(t))"""
+
+
+def test_static_explorer_scrubs_without_a_kernel(server, browser):
+    """The slider and the mode buttons work on the static page (browser links to Stacks)."""
+    ctx, p, outside, errors = _open_built(browser, server, EXPLORER_PAGE)
+    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_timeout(500)
+    # the frames' steps as the chapter printed them (from the path itself)
+    printed = re.search(r"steps shown: \[([0-9, ]+)\]", p.locator("main").inner_text())
+    assert printed, "the chapter's list of steps shown is missing"
+    expected = [int(s) for s in printed.group(1).split(",")]
+    handle = p.locator("main .noUi-handle").locator("visible=true")
+    assert handle.count() == 1
+    seen = []
+    for _ in expected:
+        [caption] = p.evaluate(VISIBLE_CAPTIONS)  # one frame shown at a time
+        seen.append(int(re.match(r"step (\d+):", caption).group(1)))
+        assert "distance to target" in caption
+        handle.first.focus()
+        p.keyboard.press("ArrowRight")
+        p.wait_for_timeout(150)
+    assert seen == expected, f"the slider showed steps {seen}, the path has {expected}"
+    # the mode buttons switch to the other path's view and to its own settings
+    p.locator("main .widget-toggle-button", has_text="across leaves").click()
+    p.wait_for_timeout(300)
+    [caption] = p.evaluate(VISIBLE_CAPTIONS)
+    assert caption.startswith("step 0:") and "distance from start" in caption
+    boxes = p.evaluate(
+        "Array.from(document.querySelectorAll('main .jupyter-widgets input'))"
+        ".filter(i => i.offsetParent !== null && i.type !== 'range')"
+        ".map(i => [i.disabled, Number(i.value)])"
+    )
+    status = re.search(
+        r"across leaves path from image (\d+) \(seed (\d+)\): (\d+) steps taken of at most (\d+)",
+        p.locator("main").inner_text(),
+    )
+    assert status and all(d for d, _ in boxes), (status, boxes)
+    assert [v for _, v in boxes] == [int(g) for g in status.group(1, 2, 4, 3)]
     ctx.close()
     assert not outside, f"requests to other hosts: {outside[:3]}"
     errors = [e for e in errors if not any(k in e for k in KNOWN_JS_ERRORS)]

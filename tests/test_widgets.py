@@ -169,3 +169,149 @@ def test_rtol_reaches_the_paths(explorer, monkeypatch):
     assert seen == [None, 1e-3]
     with pytest.raises(ValueError, match="rtol"):
         ml.PathExplorer(explorer.model, explorer.images, rtol=-1.0)
+
+
+# --- the backends: ipywidgets 8 (Stack + browser links), ipywidgets 7 (boxes), static strips ---
+
+
+def _build():
+    torch.manual_seed(1)
+    model = TinyCNN(num_classes=5).eval()
+    g = torch.Generator().manual_seed(4)
+    images = torch.randn(6, 1, 8, 8, generator=g)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    return ml.PathExplorer(model, images, labels, frames=5, steps=40, step_size=0.2, threshold=0.5)
+
+
+def _shown_children(box):
+    """Indices of the children a box shows (a Stack shows only its selected one)."""
+    import ipywidgets as widgets
+
+    if hasattr(widgets, "Stack") and isinstance(box, widgets.Stack):
+        return [box.selected_index]
+    return [k for k, c in enumerate(box.children) if c.layout.display != "none"]
+
+
+def _scrub_and_switch(explorer):
+    """Move the slider and the mode buttons; check what is shown follows, in Python."""
+    explorer.source_index.value, explorer.target_index.value = 0, 3
+    result = explorer.compute("horizontal")
+    view = explorer.views[MODES[0]]
+    for k in range(explorer.num_frames()):
+        view.slider.value = k  # as the slider would
+        assert _shown_children(view.stack) == [k]
+        r = explorer.displayed()["record"]
+        assert explorer.displayed()["prediction"] == int(result.predictions[r, 0])
+        assert f"step {explorer.displayed()['step']}:" in view.captions[k].value
+    explorer.mode.value = MODES[1]  # as the toggle buttons would
+    assert _shown_children(explorer.view_stack) == [1]
+    explorer.compute()
+    explorer.for_static_page()
+    assert _shown_children(explorer.static_panel) == [1]
+    explorer.mode.value = MODES[0]
+    assert _shown_children(explorer.view_stack) == [0]
+    assert _shown_children(explorer.static_panel) == [0]
+    return result
+
+
+def test_backend_matches_the_installed_ipywidgets():
+    import ipywidgets as widgets
+
+    explorer = _build()
+    expected = "stack" if hasattr(widgets, "Stack") else "boxes"
+    print(f"ipywidgets {widgets.__version__}: backend {explorer.backend!r}")
+    assert explorer.backend == expected and explorer.backend_note == ""
+    _scrub_and_switch(explorer)
+    # displayed as a widget, not as the static strip
+    if callable(getattr(widgets.Widget, "_ipython_display_", None)):  # ipywidgets 7
+        assert callable(explorer._ipython_display_)
+    else:
+        assert "application/vnd.jupyter.widget-view+json" in _displayed_bundle(explorer)
+
+
+def test_ipywidgets_8_links_run_in_the_browser():
+    # The static page scrubs only because the slider and the mode buttons are jslinked to
+    # real Stacks: check the links exist and join the right traits.
+    widgets = pytest.importorskip("ipywidgets")
+    if not hasattr(widgets, "Stack"):
+        pytest.skip(f"ipywidgets {widgets.__version__} has no Stack")
+    explorer = _build()
+    assert explorer.backend == "stack"
+    for view in explorer.views.values():
+        assert isinstance(view.stack, widgets.Stack)
+        [link] = view.links
+        assert link.source == (view.slider, "value")
+        assert link.target == (view.stack, "selected_index")
+    targets = [link.target for link in explorer._links]
+    assert targets == [
+        (explorer.view_stack, "selected_index"),
+        (explorer.static_panel, "selected_index"),
+    ]
+    assert all(link.source == (explorer.mode, "index") for link in explorer._links)
+
+
+def test_without_stack_boxes_driven_from_python(monkeypatch):
+    # ipywidgets 7 (Colab) has no Stack: the explorer must still build and its controls must
+    # still change what is shown, through boxes whose children are shown or hidden.
+    import ipywidgets as widgets
+
+    monkeypatch.delattr(widgets, "Stack", raising=False)
+    monkeypatch.setattr(widgets, "__version__", "7.7.5")
+    explorer = _build()
+    assert explorer.backend == "boxes"
+    assert not any(
+        type(w).__name__ == "Stack" for w in (explorer.view_stack, explorer.static_panel)
+    )
+    assert all(not view.links for view in explorer.views.values()) and not explorer._links
+    _scrub_and_switch(explorer)
+    # a frame hidden by the slider is hidden for real: its box says display none
+    view = explorer.views[MODES[0]]
+    view.slider.value = 2
+    assert [c.layout.display for c in view.stack.children] == [
+        "none",
+        "none",
+        None,
+        "none",
+        "none",
+    ]
+
+
+def _displayed_bundle(explorer):
+    """What IPython displays for the explorer (ipywidgets 7 and 8 route it differently)."""
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(explorer)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("env", "MANIFOLDLIB_WIDGETS=static"),
+        ("old", "needs ipywidgets 7 or later, and this is ipywidgets 6.0.0"),
+    ],
+)
+def test_static_strip_where_widgets_cannot_work(monkeypatch, how, why):
+    import base64
+
+    import ipywidgets as widgets
+
+    if how == "env":
+        monkeypatch.setenv("MANIFOLDLIB_WIDGETS", "static")
+    else:
+        monkeypatch.delattr(widgets, "Stack", raising=False)
+        monkeypatch.setattr(widgets, "__version__", "6.0.0")
+    explorer = _build()
+    assert explorer.backend == "strip" and why in explorer.backend_note
+    result = _scrub_and_switch(explorer)  # the Python side still works
+    bundle = _displayed_bundle(explorer)
+    assert "application/vnd.jupyter.widget-view+json" not in bundle
+    page = bundle["text/html"]
+    # one line saying why, then every frame of both paths, with its own step
+    assert page.count("not available here") == 1 and why in page
+    for mode, view in explorer.views.items():
+        strip = page.split(f"<b>{mode}</b>")[1].split("<p>")[0]
+        pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', strip)
+        assert [base64.b64decode(p) for p in pngs] == [bytes(im.value) for im in view.images]
+        assert [int(s) for s in re.findall(r"step (\d+):", strip)] == view.labels
+    assert f"{int(result.steps_taken[0])} steps taken" in page
