@@ -419,10 +419,17 @@ def local_data_lowrank(model: nn.Module, x: torch.Tensor) -> LowRankPSD:
     """
     check_input(model, x)
     with eval_mode(model):
-        jac, logp = _jac.jacobian_of_scores(model, x)
-    if jac.shape[1] >= _jac.SYMMETRIC_GRAM_MIN_CLASSES:
-        return _ScoreJacobianPSD(jac, logp, tuple(x.shape[1:]))
-    return LowRankPSD(factor=_jac.metric_factor(jac, logp), shape=tuple(x.shape[1:]))
+        # Many classes: the Gram route works from the whole score Jacobian. Otherwise the
+        # C - 1 rows H^T S (one backward pass fewer) give the factor. One image's forward
+        # pass tells C.
+        with torch.no_grad():
+            classes = _jac.forward_scores(model, x[:1]).shape[1]
+        if classes >= _jac.SYMMETRIC_GRAM_MIN_CLASSES:
+            jac, logp = _jac.jacobian_of_scores(model, x)
+            return _ScoreJacobianPSD(jac, logp, tuple(x.shape[1:]))
+        rows, logp = _jac.difference_jacobian(model, x)
+    factor = _jac.metric_factor(rows, logp, differences=True)
+    return LowRankPSD(factor=factor, shape=tuple(x.shape[1:]))
 
 
 def local_data_matrix(

@@ -90,3 +90,87 @@ def test_difference_jacobian_is_helmert_rows_of_the_score_jacobian(batch):
     q = torch.linalg.pinv(g.transpose(1, 2))  # (B, C, n)
     p = (g.transpose(1, 2) @ q @ v.flatten(1).unsqueeze(2)).reshape(v.shape)
     torch.testing.assert_close(ml.tangent_projection(model, x, v), p, rtol=1e-7, atol=1e-9)
+
+
+def test_metric_factor_from_difference_rows_matches_float64_G():
+    """A = (H^T M H)^(1/2) H^T S gives G = A^T A, the float64 oracle's G (eq. 6)."""
+    from tests.oracles import ref_G
+
+    model = _net(7, torch.float64)
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    rows, logp = _jac.difference_jacobian(model, x)
+    a = _jac.metric_factor(rows, logp, differences=True)  # (B, C-1, n)
+    torch.testing.assert_close(a.transpose(1, 2) @ a, ref_G(model, x), rtol=1e-9, atol=1e-12)
+    jac, logp2 = ml.score_jacobian(model, x, return_logp=True)
+    # same Gram as the factor from the whole Jacobian (the factors differ by a rotation)
+    b = _jac.metric_factor(jac, logp2)
+    torch.testing.assert_close(a @ a.transpose(1, 2), b @ b.transpose(1, 2), rtol=1e-9, atol=1e-12)
+    root = _jac.metric_root(logp)
+    torch.testing.assert_close(root, root.transpose(1, 2))
+
+
+def _split_and_whole(fn, x, monkeypatch):
+    """fn(x) with the batch cut across 3 workers, and on one thread in one piece."""
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("MANIFOLDLIB_BATCH_WORKERS", "3")
+    try:
+        torch.set_num_threads(1)
+        assert _jac.batch_workers(x.shape[0], x.device) == 3
+        cut = fn(x)
+        assert torch.get_num_threads() == 1  # restored to what it was
+        monkeypatch.setenv("MANIFOLDLIB_BATCH_WORKERS", "1")
+        assert _jac.batch_workers(x.shape[0], x.device) == 1
+        whole = fn(x)
+    finally:
+        torch.set_num_threads(threads)
+    return cut, whole
+
+
+@pytest.mark.parametrize(
+    "route", ["jacobian_of_scores", "difference_jacobian"], ids=["C rows", "C-1 rows"]
+)
+def test_batch_cut_across_threads_is_bit_for_bit_one_thread(route, monkeypatch):
+    model = _net(10)
+    x = torch.randn(3 * _jac.MIN_IMAGES_PER_WORKER + 2, 3, 16, 16)
+    fn = getattr(_jac, route)
+    (jc, lc), (jw, lw) = _split_and_whole(lambda xs: fn(model, xs), x, monkeypatch)
+    assert torch.equal(jc, jw)
+    assert torch.equal(lc, lw)
+
+
+def test_batch_cut_keeps_paths_and_threads(monkeypatch):
+    model = _net(10)
+    torch.manual_seed(1)
+    src = torch.randn(3 * _jac.MIN_IMAGES_PER_WORKER, 3, 16, 16)
+    tgt = torch.randn_like(src)
+    threads = torch.get_num_threads()
+    cut, whole = _split_and_whole(
+        lambda s: (ml.horizontal_path(model, s, tgt, max_steps=5, threshold=0.01).final,),
+        src,
+        monkeypatch,
+    )
+    assert torch.equal(cut[0], whole[0])
+    assert torch.get_num_threads() == threads
+
+
+def test_batch_workers_rules(monkeypatch):
+    monkeypatch.delenv("MANIFOLDLIB_BATCH_WORKERS", raising=False)
+    cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert _jac.batch_workers(2 * _jac.MIN_IMAGES_PER_WORKER, cpu) == 2
+        assert _jac.batch_workers(2 * _jac.MIN_IMAGES_PER_WORKER - 1, cpu) == 1
+        assert _jac.batch_workers(1000, torch.device("meta")) == 1  # only CPUs are cut
+        torch.set_num_threads(1)
+        assert _jac.batch_workers(1000, cpu) == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_batch_cut_error_names_the_whole_batch(monkeypatch):
+    model = _net(10)
+    x = torch.randn(2 * _jac.MIN_IMAGES_PER_WORKER, 3, 12, 12)  # the model needs 16 x 16
+    monkeypatch.setenv("MANIFOLDLIB_BATCH_WORKERS", "2")
+    with pytest.raises(ValueError, match=rf"shape \({x.shape[0]}, 3, 12, 12\)"):
+        _jac.difference_jacobian(model, x)
