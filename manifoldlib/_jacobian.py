@@ -17,7 +17,6 @@ Functions, by what they return:
 - :func:`forward_scores`, :func:`forward_log_probs`: the forward pass under the model contract;
 - :func:`jacobian_of_scores`: ``S`` for a batch, and ``log p``;
 - :func:`difference_jacobian`: only the ``C - 1`` rows ``H^T S`` that ``D_x`` and ``G`` need;
-- :func:`batch_workers`, :func:`over_batch_chunks`: a batch cut across the CPU's cores;
 - :func:`logprob_rows`: ``grad log p_i`` from ``S`` (chain rule of log-softmax);
 - :func:`logprob_vjp`: products ``u^T grad_x log p`` for a batch of cotangents ``u``;
 - :func:`metric_root`, :func:`metric_coefficients`: ``K``; :func:`metric_factor`: ``A = K S``;
@@ -31,10 +30,7 @@ Introduced in the chapter "Computing it fast".
 from __future__ import annotations
 
 import math
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -43,9 +39,6 @@ from torch import nn
 __all__ = [
     "GRAM_CHUNK_ELEMENTS",
     "JAC_CHUNK",
-    "MIN_IMAGES_PER_WORKER",
-    "batch_workers",
-    "over_batch_chunks",
     "default_rtol",
     "difference_jacobian",
     "forward_log_probs",
@@ -71,96 +64,6 @@ __all__ = [
 JAC_CHUNK = 25
 #: Elements of a working copy per chunk when a factor or a Gram matrix is accumulated.
 GRAM_CHUNK_ELEMENTS = 2**24
-
-
-#: Fewest images per worker thread before a batch is cut across threads: measured on the MNIST
-#: CNN (one thread), a backward pass costs 7.2 ms per image at B = 8 and 5.1 at B = 32, so
-#: smaller pieces lose to call overheads what a second core gains.
-MIN_IMAGES_PER_WORKER = 8
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
-_POOL_LOCK = threading.Lock()
-_IN_WORKER = threading.local()
-
-
-def batch_workers(batch: int, device: torch.device) -> int:
-    """How many threads a batch of ``batch`` inputs on ``device`` is cut across.
-
-    On a CPU, one per intra-op thread (``torch.get_num_threads()``, or the environment variable
-    ``MANIFOLDLIB_BATCH_WORKERS``; ``1`` turns the cut off), at most one per
-    ``MIN_IMAGES_PER_WORKER`` inputs; elsewhere (a GPU fills itself) and inside a worker, 1.
-
-    Args:
-        batch: number of inputs ``B``.
-        device: their device.
-
-    Returns:
-        The number of workers, at least 1.
-    """
-    if device.type != "cpu" or getattr(_IN_WORKER, "active", False):
-        return 1
-    env = os.environ.get("MANIFOLDLIB_BATCH_WORKERS", "").strip()
-    wanted = int(env) if env else torch.get_num_threads()
-    return max(1, min(wanted, batch // MIN_IMAGES_PER_WORKER))
-
-
-def _run_in_worker(fn: Callable[..., tuple], args: tuple) -> tuple:
-    _IN_WORKER.active = True
-    try:
-        return fn(*args)
-    finally:
-        _IN_WORKER.active = False
-
-
-def over_batch_chunks(
-    fn: Callable[..., tuple[torch.Tensor, ...]], workers: int, *batched: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
-    """``fn(*batched)`` computed on ``workers`` contiguous pieces of the batch at once.
-
-    Why: the backward passes of a path step are many small operations (a 3 x 3 convolution's
-    input gradient, ReLU masks, max-pool scatters) that two intra-op threads share badly (the
-    MNIST CNN's C backward passes at B = 32 ran 1.2x faster on two threads than on one). Each
-    worker instead takes its own piece of the batch on one intra-op thread, as an independent
-    computation: measured 1.4x faster than two intra-op threads on the whole batch. Each piece is
-    computed exactly as one thread would compute it alone, so the result does not depend on
-    the number of workers (the tests check this bit for bit).
-
-    The number of intra-op threads is process-wide in PyTorch: it is set to 1 while the workers
-    run and restored afterwards, so other threads of the process calling torch meanwhile run on
-    one thread too (slower, never different).
-
-    Args:
-        fn: computes a tuple of tensors whose first dimension is the batch.
-        workers: number of pieces (at least 2; see :func:`batch_workers`).
-        *batched: tensors cut along their first dimension.
-
-    Returns:
-        ``fn``'s outputs, the pieces concatenated along the first dimension.
-    """
-    global _POOL, _POOL_SIZE
-    pieces = list(zip(*(t.tensor_split(workers) for t in batched), strict=True))
-    # One caller at a time: the thread count is process-wide.
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE < workers:
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="manifoldlib")
-            _POOL_SIZE = workers
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            futures = [_POOL.submit(_run_in_worker, fn, piece) for piece in pieces]
-            try:
-                results = [f.result() for f in futures]
-            except ValueError:
-                # A model that fails on a piece fails on the whole batch: run it whole, so that
-                # the error names the shape the caller passed, not the piece's.
-                for f in futures:
-                    f.cancel()
-                _run_in_worker(fn, batched)
-                raise
-        finally:
-            torch.set_num_threads(threads)
-    return tuple(torch.cat(parts) for parts in zip(*results, strict=True))
 
 
 def forward_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -232,13 +135,7 @@ def jacobian_of_scores(
 
     Returns:
         ``jac`` ``(B, C, *input_shape)`` and ``logp`` ``(B, C)``.
-
-    A CPU batch of at least ``2 * MIN_IMAGES_PER_WORKER`` inputs is cut across the intra-op
-    threads (:func:`over_batch_chunks`), except with ``create_graph``.
     """
-    workers = 1 if create_graph else batch_workers(x.shape[0], x.device)
-    if workers > 1:
-        return over_batch_chunks(lambda xs: jacobian_of_scores(model, xs), workers, x)
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         scores = forward_scores(model, xg)
@@ -284,8 +181,7 @@ def difference_jacobian(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor
     (measured 1.12x faster per path step on the MNIST CNN, batch 32, one thread); the loop
     over rows beat one vectorised (``is_grads_batched``) pass over all ``B (C - 1)`` cotangents
     for ``B > 1`` on CPUs (0.86x), as for the full Jacobian. For one input the rows run
-    vectorised in chunks of ``JAC_CHUNK``, as in :func:`jacobian_of_scores`; a large CPU batch
-    is cut across the intra-op threads (:func:`over_batch_chunks`).
+    vectorised in chunks of ``JAC_CHUNK``, as in :func:`jacobian_of_scores`.
 
     Args:
         model: classifier, in eval mode.
@@ -294,9 +190,6 @@ def difference_jacobian(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor
     Returns:
         ``rows`` ``(B, C-1, *input_shape)`` (detached, ``x``'s dtype) and ``logp`` ``(B, C)``.
     """
-    workers = batch_workers(x.shape[0], x.device)
-    if workers > 1:
-        return over_batch_chunks(lambda xs: difference_jacobian(model, xs), workers, x)
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         scores = forward_scores(model, xg)
