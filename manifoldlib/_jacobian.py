@@ -260,9 +260,15 @@ def logprob_vjp(
         chunks = cot.to(logp.dtype).split(max(1, per_pass // x.shape[0]))
         out = []
         for k, u in enumerate(chunks):
-            (g,) = torch.autograd.grad(
-                logp, xg, u, is_grads_batched=True, retain_graph=k < len(chunks) - 1
-            )
+            if u.shape[0] == 1:
+                # One cotangent per image: a plain backward pass (the vectorised one cost 25%
+                # more for the Monte-Carlo trace's single draw).
+                (g,) = torch.autograd.grad(logp, xg, u[0], retain_graph=k < len(chunks) - 1)
+                g = g.unsqueeze(0)
+            else:
+                (g,) = torch.autograd.grad(
+                    logp, xg, u, is_grads_batched=True, retain_graph=k < len(chunks) - 1
+                )
             out.append(g if reduce is None else reduce(g))
     return torch.cat(out), logp.detach()
 
