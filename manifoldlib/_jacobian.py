@@ -16,9 +16,10 @@ Functions, by what they return:
 
 - :func:`forward_scores`, :func:`forward_log_probs`: the forward pass under the model contract;
 - :func:`jacobian_of_scores`: ``S`` for a batch, and ``log p``;
+- :func:`difference_jacobian`: only the ``C - 1`` rows ``H^T S`` that ``D_x`` and ``G`` need;
 - :func:`logprob_rows`: ``grad log p_i`` from ``S`` (chain rule of log-softmax);
 - :func:`logprob_vjp`: products ``u^T grad_x log p`` for a batch of cotangents ``u``;
-- :func:`metric_coefficients`: ``K``; :func:`metric_factor`: ``A = K S``;
+- :func:`metric_root`, :func:`metric_coefficients`: ``K``; :func:`metric_factor`: ``A = K S``;
 - :func:`tangent_coordinates`, :func:`project`: ``D_x`` and the orthogonal projection on it;
 - :func:`kernel_norms`: ``||v - P v||``, the part of each vector across the leaf;
 - :func:`logprob_brackets`: Lie brackets of the fields ``grad log p_i`` (second derivatives).
@@ -49,6 +50,7 @@ __all__ = [
     "logprob_rows",
     "logprob_vjp",
     "metric_coefficients",
+    "metric_root",
     "metric_factor",
     "project",
     "tangent_coordinates",
@@ -258,9 +260,15 @@ def logprob_vjp(
         chunks = cot.to(logp.dtype).split(max(1, per_pass // x.shape[0]))
         out = []
         for k, u in enumerate(chunks):
-            (g,) = torch.autograd.grad(
-                logp, xg, u, is_grads_batched=True, retain_graph=k < len(chunks) - 1
-            )
+            if u.shape[0] == 1:
+                # One cotangent per image: a plain backward pass (the vectorised one cost 25%
+                # more for the Monte-Carlo trace's single draw).
+                (g,) = torch.autograd.grad(logp, xg, u[0], retain_graph=k < len(chunks) - 1)
+                g = g.unsqueeze(0)
+            else:
+                (g,) = torch.autograd.grad(
+                    logp, xg, u, is_grads_batched=True, retain_graph=k < len(chunks) - 1
+                )
             out.append(g if reduce is None else reduce(g))
     return torch.cat(out), logp.detach()
 
@@ -310,17 +318,19 @@ def work_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.device.type != "mps" else torch.float32
 
 
-def metric_coefficients(logp: torch.Tensor) -> torch.Tensor:
-    """``K`` ``(B, C-1, C)`` with ``K^T K = diag(p) - p p^T``, computed without cancellation.
+def metric_root(logp: torch.Tensor) -> torch.Tensor:
+    """``(H^T M H)^(1/2)`` ``(B, C-1, C-1)``, ``M = diag(p) - p p^T``, without cancellation.
 
     The diagonal ``p_i (1 - p_i)`` is formed as ``p_i * sum_{k != i} p_k`` from the
     log-probabilities (``1 - p_i`` in float would lose every digit for a confident class).
+    ``K = root H^T`` (:func:`metric_coefficients`) satisfies ``K^T K = M``, because ``H H^T`` is the
+    projection on the zero-sum vectors and ``M`` annihilates the all-ones vector.
 
     Args:
         logp: log-probabilities ``(B, C)``.
 
     Returns:
-        ``(B, C-1, C)`` in :func:`work_dtype`.
+        ``(B, C-1, C-1)`` symmetric PSD, in :func:`work_dtype`.
     """
     b, c = logp.shape
     dtype = work_dtype(logp)
@@ -333,30 +343,48 @@ def metric_coefficients(logp: torch.Tensor) -> torch.Tensor:
     m.diagonal(dim1=1, dim2=2).copy_(p * rest)
     h = helmert(c, dtype, logp.device)
     lam, v = torch.linalg.eigh(h.T @ m @ h)
-    root = (v * lam.clamp_min(0).sqrt().unsqueeze(1)) @ v.transpose(1, 2)
-    return root @ h.T
+    return (v * lam.clamp_min(0).sqrt().unsqueeze(1)) @ v.transpose(1, 2)
 
 
-def metric_factor(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """The factor ``A = K S`` ``(B, C-1, n)`` of ``G = A^T A``, written over ``jac``.
-
-    The product is formed chunk by chunk over the first ``C - 1`` rows of the Jacobian, so that
-    the factor costs no memory beyond the Jacobian itself. ``jac`` is overwritten.
+def metric_coefficients(logp: torch.Tensor) -> torch.Tensor:
+    """``K`` ``(B, C-1, C)`` with ``K^T K = diag(p) - p p^T``: :func:`metric_root` times ``H^T``.
 
     Args:
-        jac: score Jacobian ``(B, C, *input_shape)`` (consumed).
         logp: log-probabilities ``(B, C)``.
+
+    Returns:
+        ``(B, C-1, C)`` in :func:`work_dtype`.
+    """
+    root = metric_root(logp)
+    return root @ helmert(logp.shape[1], root.dtype, logp.device).T
+
+
+def metric_factor(
+    jac: torch.Tensor, logp: torch.Tensor, *, differences: bool = False
+) -> torch.Tensor:
+    """The factor ``A = K S`` ``(B, C-1, n)`` of ``G = A^T A``, written over ``jac``.
+
+    The product is formed chunk by chunk over columns, so that the factor costs no memory
+    beyond the Jacobian itself. ``jac`` is overwritten. From the ``C - 1`` rows ``R = H^T S``
+    (:func:`difference_jacobian`) the factor is ``A = (H^T M H)^(1/2) R`` (:func:`metric_root`),
+    which needs one backward pass fewer.
+
+    Args:
+        jac: score Jacobian ``(B, C, *input_shape)``, or with ``differences`` the rows ``H^T S``
+            ``(B, C-1, *input_shape)`` (consumed).
+        logp: log-probabilities ``(B, C)``.
+        differences: ``jac`` holds the ``C - 1`` rows ``H^T S``.
 
     Returns:
         ``(B, C-1, n)`` a view into ``jac``'s storage, in ``jac``'s dtype.
     """
-    coeff = metric_coefficients(logp).to(jac.dtype)
-    flat = jac.flatten(2)  # (B, C, n)
-    c = flat.shape[1]
-    cols = max(1, GRAM_CHUNK_ELEMENTS // max(1, flat.shape[0] * c))
+    coeff = (metric_root if differences else metric_coefficients)(logp).to(jac.dtype)
+    flat = jac.flatten(2)  # (B, C or C-1, n)
+    rows = flat.shape[1]
+    cols = max(1, GRAM_CHUNK_ELEMENTS // max(1, flat.shape[0] * rows))
     for a in range(0, flat.shape[2], cols):
-        flat[:, : c - 1, a : a + cols] = coeff @ flat[:, :, a : a + cols]
-    return flat[:, : c - 1]
+        flat[:, : coeff.shape[1], a : a + cols] = coeff @ flat[:, :, a : a + cols]
+    return flat[:, : coeff.shape[1]]
 
 
 def tangent_coordinates(

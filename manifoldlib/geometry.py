@@ -37,7 +37,6 @@ from torch import nn
 
 from . import _jacobian as _jac
 from ._checks import (
-    CHUNK,
     check_input,
     check_like,
     check_model,
@@ -419,10 +418,17 @@ def local_data_lowrank(model: nn.Module, x: torch.Tensor) -> LowRankPSD:
     """
     check_input(model, x)
     with eval_mode(model):
-        jac, logp = _jac.jacobian_of_scores(model, x)
-    if jac.shape[1] >= _jac.SYMMETRIC_GRAM_MIN_CLASSES:
-        return _ScoreJacobianPSD(jac, logp, tuple(x.shape[1:]))
-    return LowRankPSD(factor=_jac.metric_factor(jac, logp), shape=tuple(x.shape[1:]))
+        # Many classes: the Gram route works from the whole score Jacobian. Otherwise the
+        # C - 1 rows H^T S (one backward pass fewer) give the factor. One image's forward
+        # pass tells C.
+        with torch.no_grad():
+            classes = _jac.forward_scores(model, x[:1]).shape[1]
+        if classes >= _jac.SYMMETRIC_GRAM_MIN_CLASSES:
+            jac, logp = _jac.jacobian_of_scores(model, x)
+            return _ScoreJacobianPSD(jac, logp, tuple(x.shape[1:]))
+        rows, logp = _jac.difference_jacobian(model, x)
+    factor = _jac.metric_factor(rows, logp, differences=True)
+    return LowRankPSD(factor=factor, shape=tuple(x.shape[1:]))
 
 
 def local_data_matrix(
@@ -582,6 +588,12 @@ def trace_mc(
     )
 
 
+#: Images per pass of :func:`mean_trace`. Chunks of 32-64 MNIST images ran 1.2x faster per image
+#: than chunks of 256 (exact 6.5 vs 8.0, Monte Carlo 1.3 vs 1.6 CPU-ms per image, one thread):
+#: a chunk's activations and gradients then stay in the caches across the C backward passes.
+TRACE_CHUNK = 64
+
+
 @dataclass
 class MeanTrace:
     """The mean of ``Tr G(x, w)`` over a batch (:func:`mean_trace`).
@@ -626,7 +638,7 @@ def mean_trace(
     x: torch.Tensor,
     *,
     method: str = "exact",
-    chunk: int = CHUNK,
+    chunk: int = TRACE_CHUNK,
     generator: torch.Generator | None = None,
 ) -> MeanTrace:
     """Mean of ``Tr G(x, w)`` over a batch, exactly or by Monte Carlo.
@@ -636,7 +648,7 @@ def mean_trace(
         x: inputs ``(B, *input_shape)``.
         method: ``"exact"`` (C backward passes per chunk, and the ranks) or ``"mc"`` (one
             backward pass per chunk, :func:`trace_mc`, unbiased).
-        chunk: images per pass (memory).
+        chunk: images per pass (``TRACE_CHUNK`` by default: measured fastest on the MNIST CNN).
         generator: random generator for the MC draws.
 
     Returns:

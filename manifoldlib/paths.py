@@ -171,7 +171,7 @@ def _finish(
     )
 
 
-#: ``(idx, x[idx], jac) -> (v, reference)``: the step direction of the active paths ``idx``,
+#: ``(idx, x[idx], rows) -> (v, reference)``: the step direction of the active paths ``idx``,
 #: and the norms its length is compared with to decide that it vanished.
 StepDirection = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]
 #: ``(x[idx], idx) -> (len(idx),)``: the distance recorded for the active paths.
@@ -215,8 +215,9 @@ def _walk(
             if idx.numel() == 0:
                 break
             xa = x[idx]
-            jac, _ = _jac.jacobian_of_scores(model, xa)
-            v, reference = step_direction(idx, xa, jac)
+            # The C - 1 rows H^T S span D_x: one backward pass fewer than the score Jacobian.
+            rows, _ = _jac.difference_jacobian(model, xa)
+            v, reference = step_direction(idx, xa, rows)
             vnorm = v.flatten(1).norm(dim=1)
             vanished = vnorm <= VANISHING * reference
             length = torch.clamp(vnorm, max=step_size) if shorten else step_size
@@ -294,9 +295,9 @@ def horizontal_path(
 
     target = target.detach().to(source.dtype)
 
-    def toward_target(idx: torch.Tensor, xa: torch.Tensor, jac: torch.Tensor) -> tuple:
+    def toward_target(idx: torch.Tensor, xa: torch.Tensor, rows: torch.Tensor) -> tuple:
         delta = target[idx] - xa
-        return _jac.project(jac, delta, rtol), delta.flatten(1).norm(dim=1)
+        return _jac.project(rows, delta, rtol, differences=True), delta.flatten(1).norm(dim=1)
 
     return _walk(
         model,
@@ -362,9 +363,9 @@ def across_leaves_path(
     direction = direction.detach().to(start.dtype)
     origin = start.detach()
 
-    def across_leaves(idx: torch.Tensor, xa: torch.Tensor, jac: torch.Tensor) -> tuple:
+    def across_leaves(idx: torch.Tensor, xa: torch.Tensor, rows: torch.Tensor) -> tuple:
         d = direction[idx]
-        return d - _jac.project(jac, d, rtol), d.flatten(1).norm(dim=1)
+        return d - _jac.project(rows, d, rtol, differences=True), d.flatten(1).norm(dim=1)
 
     return _walk(
         model,

@@ -90,3 +90,20 @@ def test_difference_jacobian_is_helmert_rows_of_the_score_jacobian(batch):
     q = torch.linalg.pinv(g.transpose(1, 2))  # (B, C, n)
     p = (g.transpose(1, 2) @ q @ v.flatten(1).unsqueeze(2)).reshape(v.shape)
     torch.testing.assert_close(ml.tangent_projection(model, x, v), p, rtol=1e-7, atol=1e-9)
+
+
+def test_metric_factor_from_difference_rows_matches_float64_G():
+    """A = (H^T M H)^(1/2) H^T S gives G = A^T A, the float64 oracle's G (eq. 6)."""
+    from tests.oracles import ref_G
+
+    model = _net(7, torch.float64)
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    rows, logp = _jac.difference_jacobian(model, x)
+    a = _jac.metric_factor(rows, logp, differences=True)  # (B, C-1, n)
+    torch.testing.assert_close(a.transpose(1, 2) @ a, ref_G(model, x), rtol=1e-9, atol=1e-12)
+    jac, logp2 = ml.score_jacobian(model, x, return_logp=True)
+    # same Gram as the factor from the whole Jacobian (the factors differ by a rotation)
+    b = _jac.metric_factor(jac, logp2)
+    torch.testing.assert_close(a @ a.transpose(1, 2), b @ b.transpose(1, 2), rtol=1e-9, atol=1e-12)
+    root = _jac.metric_root(logp)
+    torch.testing.assert_close(root, root.transpose(1, 2))
