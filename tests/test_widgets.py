@@ -12,14 +12,19 @@ import manifoldlib as ml
 from manifoldlib.widgets import MODES, image_png, probability_bars_html
 
 
-@pytest.fixture
-def explorer():
+def _build():
+    """A small explorer on a seeded tiny CNN (built anew: the backend is chosen at build time)."""
     torch.manual_seed(1)
     model = TinyCNN(num_classes=5).eval()
     g = torch.Generator().manual_seed(4)
     images = torch.randn(6, 1, 8, 8, generator=g)
     labels = torch.tensor([0, 1, 2, 3, 4, 0])
     return ml.PathExplorer(model, images, labels, frames=5, steps=40, step_size=0.2, threshold=0.5)
+
+
+@pytest.fixture
+def explorer():
+    return _build()
 
 
 def _caption_numbers(caption):
@@ -172,15 +177,6 @@ def test_rtol_reaches_the_paths(explorer, monkeypatch):
 
 
 # --- the backends: ipywidgets 8 (Stack + browser links), ipywidgets 7 (boxes), static strips ---
-
-
-def _build():
-    torch.manual_seed(1)
-    model = TinyCNN(num_classes=5).eval()
-    g = torch.Generator().manual_seed(4)
-    images = torch.randn(6, 1, 8, 8, generator=g)
-    labels = torch.tensor([0, 1, 2, 3, 4, 0])
-    return ml.PathExplorer(model, images, labels, frames=5, steps=40, step_size=0.2, threshold=0.5)
 
 
 def _shown_children(box):
