@@ -19,10 +19,10 @@ every epoch on 500 other test digits with noise of the same law
 (``experiments/results/denoise_dae_validation.csv``). Run times and the autoencoder's settings:
 ``experiments/results/denoise_run.json``.
 
-Run time (measured, one thread): 5.8 CPU-minutes (user + system), of which about 2 for the
-1,400 leaf paths (0.09 s per image in batches, 0.12 s one at a time); 18 minutes wall-clock on a
-shared 2-core machine under a load of about 5, the autoencoder 12 of them (wall-clock seconds
-per stage in ``denoise_run.json``).
+Run time (measured, one thread): 5.0 CPU-minutes (user + system), of which about 2 for the
+1,400 leaf paths (0.08 s per image in batches); 5 minutes wall-clock on a shared 2-core machine
+under a load of about 1.5, the autoencoder 2.5 of them (an earlier run under a load of about 5
+took 18 minutes; wall-clock seconds per stage in ``denoise_run.json``).
 """
 
 from __future__ import annotations

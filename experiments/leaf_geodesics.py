@@ -13,7 +13,7 @@ steps crossed a region boundary, how far it left the pixel range, and how far it
 from the path's.
 
 Run: ``python -m experiments.leaf_geodesics [--pairs N]``. The committed run (60 pairs) took
-the CPU time stored in ``leaf_geodesics.json`` (about 10 CPU-minutes, one thread, on a shared
+the CPU time stored in ``leaf_geodesics.json`` (about 7 CPU-minutes, one thread, on a shared
 2-core machine).
 """
 

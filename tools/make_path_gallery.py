@@ -26,9 +26,9 @@ The chapter "An interactive explorer" loads it with
 ``manifoldlib.widgets.load_path_gallery``, renders the 10 x 10 grid of end points with
 ``path_gallery_html``, and re-runs one pair to show that the file reproduces.
 
-Cost (measured on the 2-core machine, one thread, under nice while five other jobs ran):
-224 CPU-seconds, about 3.7 CPU-minutes (17 minutes of wall time on that loaded machine; 10
-minutes on a less loaded one) for a path length of 30; printed at the end and stored in the
+Cost (measured on the 2-core machine, one thread, under nice): 183 CPU-seconds, about 3
+CPU-minutes (3 minutes of wall time on a quiet machine; 17 minutes while five other jobs ran)
+for a path length of 30; printed at the end and stored in the
 file (``seconds``, ``cpu_seconds``). The file is 266 kB. Two runs (recording every 25 and
 every 50 steps) gave bit-identical paths at the common records. Chapter 17 recomputes one
 path and checks it against the file.
