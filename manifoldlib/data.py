@@ -355,7 +355,7 @@ REPOSITORY_URL = "https://github.com/manifoldlib/manifoldlib-book"
 #: SHA-256 of each file the repository carries in ``data/``, for an installed wheel's download.
 BUNDLED_SHA256 = {
     "cifar10-subset.npz": "16c1e2d08e1f1ad04a1082b096d4252631c1458b981d7aded51da542fcc2d97c",
-    "path_gallery_mnist.npz": "31a38e7075487ad4ad5ede57027ff14073e002df0885ae896951ad9f0b60d3d8",
+    "path_gallery_mnist.npz": "62371c5da16f15affa5a2256539b237460ccadbcf59930497eea57ca8e33602a",
 }
 BUNDLED_CIFAR10_SHA256 = BUNDLED_SHA256[BUNDLED_CIFAR10.name]
 
