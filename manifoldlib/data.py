@@ -344,15 +344,19 @@ def _read_image_folder(split_dir: Path, per_class: int | None) -> tuple[np.ndarr
     return np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels, dtype=np.int64)
 
 
+#: The repository's ``data/`` folder: a clone has it beside the package, an installed wheel not.
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 # The compact CIFAR-10 subset carried by the repository (data/README.md says where it comes
 # from; tools/pack_cifar10_subset.py made it): 500 training and 100 test images per class.
-BUNDLED_CIFAR10 = Path(__file__).resolve().parent.parent / "data" / "cifar10-subset.npz"
+BUNDLED_CIFAR10 = DATA_DIR / "cifar10-subset.npz"
 #: The repository that publishes the book (``_config.yml`` names the same one). An installed
 #: wheel (Colab) has no ``data/`` folder beside it: it fetches the subset from the repository
 #: at the tag of its own version, once, into ``data_home()``, and checks it against the hash.
 #: ``tests/test_cifar_wheel.py`` checks both constants against the clone.
 REPOSITORY_URL = "https://github.com/manifoldlib/manifoldlib-book"
-#: SHA-256 of each file the repository carries in ``data/``, for an installed wheel's download.
+#: SHA-256 of each file the repository carries at the top of ``data/``, for an installed
+#: wheel's download. The shipped checkpoints under ``data/models/`` have their own table,
+#: ``manifoldlib/shipped_models.json`` (see :func:`manifoldlib.training.shipped_checkpoint`).
 BUNDLED_SHA256 = {
     "cifar10-subset.npz": "16c1e2d08e1f1ad04a1082b096d4252631c1458b981d7aded51da542fcc2d97c",
     "path_gallery_mnist.npz": "62371c5da16f15affa5a2256539b237460ccadbcf59930497eea57ca8e33602a",
@@ -381,17 +385,33 @@ def _bundled_url(name: str) -> str:
     return f"{REPOSITORY_URL}/raw/{tag}/data/{name}"
 
 
-def bundled_file(path: Path, download: bool, url: str | None = None) -> Path:
+def _data_key(path: Path) -> str:
+    """The name of a repository data file relative to ``data/`` (``models/<m>/epoch-010.pt``)."""
+    try:
+        return path.resolve().relative_to(DATA_DIR).as_posix()
+    except ValueError:
+        return path.name
+
+
+def bundled_file(
+    path: Path,
+    download: bool,
+    url: str | None = None,
+    sha256: str | None = None,
+    key: str | None = None,
+) -> Path:
     """A file of the repository's ``data/``: the clone's, else a copy in ``data_home()``.
 
     A clone never touches the network. An installed wheel (Colab, ``pip install``) has no
     ``data/`` folder: with ``download=True`` the file is fetched from the repository once, its
-    SHA-256 checked against :data:`BUNDLED_SHA256`, and kept in ``data_home()``.
+    SHA-256 checked, and kept in ``data_home()`` under the same relative name.
 
     Args:
         path: the file in the clone's ``data/`` folder (e.g. :data:`BUNDLED_CIFAR10`).
         download: fetch the file when neither the clone's nor a cached copy exists.
         url: where to fetch it (default: the repository at the installed version's tag).
+        sha256: the expected SHA-256 (default: :data:`BUNDLED_SHA256` of its name).
+        key: its name relative to ``data/`` (default: taken from ``path``).
 
     Returns:
         The path of a file whose content is the repository's.
@@ -406,28 +426,30 @@ def bundled_file(path: Path, download: bool, url: str | None = None) -> Path:
     path = Path(path)
     if path.is_file():
         return path
-    url = url or _bundled_url(path.name)
-    cached = data_home() / path.name
+    key = key or _data_key(path)
+    url = url or _bundled_url(key)
+    cached = data_home() / key
     if not cached.is_file():
         if not download:
             raise FileNotFoundError(
-                f"{path.name} is missing: it ships with a clone of the repository ({path}), "
+                f"{key} is missing: it ships with a clone of the repository ({path}), "
                 f"not with an installed wheel. Pass download=True to fetch it ({url}) into "
                 f"{cached}"
             )
         import urllib.request
 
+        cached.parent.mkdir(parents=True, exist_ok=True)
         part = cached.with_suffix(".part")
         try:
             urllib.request.urlretrieve(url, part)
         except OSError as err:
-            raise ConnectionError(f"downloading {path.name} from {url} failed: {err}") from err
+            raise ConnectionError(f"downloading {key} from {url} failed: {err}") from err
         part.replace(cached)
-    got, want = _sha256(cached), BUNDLED_SHA256.get(path.name)
+    got, want = _sha256(cached), sha256 or BUNDLED_SHA256.get(key)
     if got != want:
         cached.unlink()
         raise ValueError(
-            f"{path.name} fetched from {url} has SHA-256 {got}, expected {want}; it was "
+            f"{key} fetched from {url} has SHA-256 {got}, expected {want}; it was "
             "deleted (run again, or use a clone)"
         )
     return cached

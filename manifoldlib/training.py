@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ._checks import CHUNK, check_input, check_positive, eval_mode
 from ._jacobian import forward_scores
-from .data import ImageData, data_home, load_cifar10, load_mnist
+from .data import DATA_DIR, ImageData, bundled_file, data_home, load_cifar10, load_mnist
 from .geometry import mean_trace
 from .models import build_model
 from .toy import ToyData, load_toy
@@ -47,11 +47,18 @@ __all__ = [
     "cached_train",
     "load_checkpoint",
     "load_data",
+    "shipped_checkpoint",
     "train",
 ]
 
 #: Bump when a change to the training code changes the weights it produces.
 TRAINING_VERSION = 1
+#: Checkpoints the repository ships, ``data/models/<arch>-<key>/epoch-NNN.pt``: the weights
+#: every chapter uses, trained once (``tools/ship_models.py``), so that a reader's CPU, whose
+#: kernels round differently and so train different weights, computes on the same model.
+SHIPPED_MODELS = DATA_DIR / "models"
+#: Their table: folder -> configuration, epochs and SHA-256 of each file (ships in the wheel).
+SHIPPED_TABLE = Path(__file__).resolve().parent / "shipped_models.json"
 
 
 @dataclass(frozen=True)
@@ -135,12 +142,16 @@ class TrainResult:
             ``trace_stderr`` (MC only), ``rank_min``/``rank_max`` (exact only), ``loss``
             (mean over the last interval), and per-epoch ``epoch_test_accuracy``.
         checkpoints: paths of the per-epoch checkpoints.
+        source: where the weights came from: ``"shipped"`` (the repository's checkpoint, the
+            same on every machine), ``"cache"`` (trained earlier on this machine) or
+            ``"trained"`` (just now).
     """
 
     model: nn.Module
     config: TrainConfig
     history: dict[str, list] = field(default_factory=dict)
     checkpoints: list[Path] = field(default_factory=list)
+    source: str = "trained"
 
 
 def load_data(config: TrainConfig) -> ImageData | ToyData:
@@ -388,7 +399,7 @@ def train(
                     )
                     checkpoints.append(path)
     model.eval()
-    return TrainResult(model=model, config=config, history=history, checkpoints=list(checkpoints))
+    return TrainResult(model, config, history, list(checkpoints), "trained")
 
 
 def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -402,6 +413,43 @@ def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
+def _shipped_table() -> dict:
+    if not SHIPPED_TABLE.is_file():
+        return {}
+    return json.loads(SHIPPED_TABLE.read_text())["models"]
+
+
+def shipped_checkpoint(config: TrainConfig, epoch: int, *, download: bool = False) -> Path | None:
+    """The repository's checkpoint of ``config`` at ``epoch``, if it ships one.
+
+    A clone has the file in ``data/models``; an installed wheel fetches it with
+    ``download=True`` (or ``$MANIFOLDLIB_DOWNLOAD=1``) once into ``data_home()``, checked
+    against its SHA-256 in ``manifoldlib/shipped_models.json``.
+
+    Args:
+        config: the configuration.
+        epoch: the epoch wanted.
+        download: fetch the file when it is neither beside the package nor in the cache.
+
+    Returns:
+        The checkpoint's path, or None when the repository ships no such checkpoint or it is
+        not available without a download that was not allowed.
+
+    Introduced in the chapter "The pipeline end to end".
+    """
+    name = f"{config.arch}-{config.key()}"
+    entry = _shipped_table().get(name)
+    if entry is None or str(epoch) not in entry["epochs"]:
+        return None
+    download = download or os.environ.get("MANIFOLDLIB_DOWNLOAD") == "1"
+    path = SHIPPED_MODELS / name / f"epoch-{epoch:03d}.pt"
+    try:
+        key = f"models/{name}/{path.name}"
+        return bundled_file(path, download, sha256=entry["epochs"][str(epoch)], key=key)
+    except FileNotFoundError:
+        return None
+
+
 def cached_train(
     config: TrainConfig,
     *,
@@ -409,8 +457,13 @@ def cached_train(
     device: str | torch.device = "cpu",
     progress: bool = False,
     epoch: int | None = None,
+    shipped: bool = True,
 ) -> TrainResult:
     """Train once, then reload: models are cached under a key of the full configuration.
+
+    The repository ships the checkpoints its chapters use (:func:`shipped_checkpoint`); those
+    are taken first, so that every reader computes on the same weights whatever their CPU
+    (training on another CPU gives other weights: its kernels round differently).
 
     The cache folder is ``cache_dir/<arch>-<key>/`` (default ``data_home()/models``) and holds
     one checkpoint per epoch, so an interrupted training resumes, and any epoch's weights can
@@ -424,15 +477,33 @@ def cached_train(
             ``MANIFOLDLIB_PROGRESS=1``, which the chapters' set-up cell sets on Colab and
             Binder, turns it on where a first use trains for minutes).
         epoch: return the model of this epoch (default: the last).
+        shipped: take the repository's checkpoint when it ships this configuration and epoch
+            (False: the cache, or train on this machine).
 
     Returns:
-        A :class:`TrainResult`; ``history`` always covers the whole training.
+        A :class:`TrainResult`; ``history`` always covers the whole training, and ``source``
+        says where the weights came from.
 
     Introduced in the chapter "The pipeline end to end".
     """
+    want = config.epochs if epoch is None else epoch
+    if not 1 <= want <= config.epochs:
+        raise ValueError(f"epoch must be between 1 and {config.epochs}, got {epoch}")
+    if shipped:
+        path, last_path = (
+            shipped_checkpoint(config, want),
+            shipped_checkpoint(config, config.epochs),
+        )
+        if path is not None and last_path is not None:
+            history = load_checkpoint(last_path, config)["history"]
+            model = config.build()
+            _load_state(model, load_checkpoint(path, config)["model"], path)
+            model.to(device).eval()
+            return TrainResult(model, config, history, sorted({path, last_path}), "shipped")
     root = Path(cache_dir) if cache_dir is not None else data_home() / "models"
     folder = root / f"{config.arch}-{config.key()}"
     last = folder / f"epoch-{config.epochs:03d}.pt"
+    source = "cache"
     if last.is_file():
         ckpt = load_checkpoint(last, config)
         history = ckpt["history"]
@@ -442,13 +513,10 @@ def cached_train(
         result = train(config, checkpoint_dir=folder, device=device, progress=progress)
         if epoch is None:
             return result
-        history, checkpoints = result.history, result.checkpoints
-    want = config.epochs if epoch is None else epoch
-    if not 1 <= want <= config.epochs:
-        raise ValueError(f"epoch must be between 1 and {config.epochs}, got {epoch}")
+        history, checkpoints, source = result.history, result.checkpoints, "trained"
     path = folder / f"epoch-{want:03d}.pt"
     ckpt = load_checkpoint(path, config)
     model = config.build()
     _load_state(model, ckpt["model"], path)
     model.to(device).eval()
-    return TrainResult(model=model, config=config, history=history, checkpoints=list(checkpoints))
+    return TrainResult(model, config, history, list(checkpoints), source)
