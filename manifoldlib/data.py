@@ -359,7 +359,7 @@ REPOSITORY_URL = "https://github.com/manifoldlib/manifoldlib-book"
 #: ``manifoldlib/shipped_models.json`` (see :func:`manifoldlib.training.shipped_checkpoint`).
 BUNDLED_SHA256 = {
     "cifar10-subset.npz": "16c1e2d08e1f1ad04a1082b096d4252631c1458b981d7aded51da542fcc2d97c",
-    "path_gallery_mnist.npz": "62371c5da16f15affa5a2256539b237460ccadbcf59930497eea57ca8e33602a",
+    "path_gallery_mnist.npz": "a3e007bc0c5405a8fbd4cec998bddaa329f6593309e8f2fd7b5f4a2f9cc31800",
 }
 BUNDLED_CIFAR10_SHA256 = BUNDLED_SHA256[BUNDLED_CIFAR10.name]
 
