@@ -98,3 +98,19 @@ def test_paired_difference():
     assert se == pytest.approx(d.std(ddof=1) / math.sqrt(4))
     with pytest.raises(ValueError, match="same n"):
         denoise.paired_difference(a, b[:3])
+
+
+def test_autoencoder_in_float64_starts_from_the_same_weights_and_stays_float64():
+    gen = torch.Generator().manual_seed(6)
+    clean = torch.zeros(32, 1, 8, 8)
+    clean[:, :, 2:6, 3:5] = torch.rand(32, 1, 1, 1, generator=gen)
+    kwargs = dict(max_norm=2.0, epochs=1, batch_size=16, seed=5, hidden=16, bottleneck=4, lr=1e-9)
+    f32 = denoise.train_denoising_autoencoder(clean, **kwargs)
+    f64 = denoise.train_denoising_autoencoder(clean, dtype=torch.float64, **kwargs)
+    for p32, p64 in zip(f32.parameters(), f64.parameters(), strict=True):
+        assert p64.dtype == torch.float64
+        # lr 1e-9: both are their common initialisation to within Adam's first steps
+        assert torch.allclose(p64, p32.double(), atol=1e-8)
+    assert f64(clean.double()).dtype == torch.float64
+    with pytest.raises(ValueError, match="dtype"):
+        denoise.train_denoising_autoencoder(clean, dtype=torch.float16, **kwargs)
