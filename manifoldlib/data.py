@@ -22,7 +22,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +126,24 @@ class ImageData:
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised inputs -> pixel values clipped to [0, 1], for display."""
         return self.denormalize(x).clamp(0, 1)
+
+    def to(self, dtype: torch.dtype) -> ImageData:
+        """A copy with the images in ``dtype`` (``pixel_range`` follows them).
+
+        Float64 images and a ``model.double()`` make long paths independent of the CPU's
+        float32 round-off, which a path through a ReLU network amplifies.
+
+        Args:
+            dtype: a floating dtype, e.g. ``torch.float64``.
+
+        Returns:
+            The copy (labels shared).
+
+        Introduced in the chapter "How much of the data lies on one leaf".
+        """
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
+        return replace(self, train_x=self.train_x.to(dtype), test_x=self.test_x.to(dtype))
 
     @property
     def pixel_range(self) -> tuple[torch.Tensor, torch.Tensor]:

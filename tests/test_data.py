@@ -162,3 +162,15 @@ def test_cifar_faults(tmp_path):
 def test_data_home_honours_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MANIFOLDLIB_DATA", str(tmp_path / "here"))
     assert ml.data_home() == tmp_path / "here" and (tmp_path / "here").is_dir()
+
+
+def test_image_data_to_float64_carries_the_pixel_range():
+    data = ml.load_mnist()
+    d64 = data.to(torch.float64)
+    assert d64.test_x.dtype == d64.train_x.dtype == torch.float64
+    assert torch.equal(d64.test_x, data.test_x.double())
+    lo, hi = d64.pixel_range
+    assert lo.dtype == torch.float64 and torch.allclose(lo.float(), data.pixel_range[0])
+    assert data.test_x.dtype == torch.float32  # a copy: the original is unchanged
+    with pytest.raises(ValueError, match="dtype"):
+        data.to(torch.int64)
