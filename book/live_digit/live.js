@@ -6,12 +6,14 @@
  * levels in [0, 1], row-major, 0 the background; the page applies the model's normalisation
  * (p - mean) / std itself, so the scores are s(p) = MLP((p - mean) / std).
  *
- * At a point p it computes the scores, the probabilities, the score Jacobian S (C x 784, by
- * the chain rule through the two ReLU layers), the C - 1 rows H^T S that span
- * D_x = span{grad log p_i} = (ker G)^perp (H: the Helmert basis, as manifoldlib), their Gram
- * matrix K = H^T S S^T H and its eigen-decomposition (Jacobi), and from it an orthonormal
- * basis of D_x (singular values below 10 (C - 1) sqrt(eps) of the largest are dropped, as
- * manifoldlib's default_rtol). The orthogonal projection on D_x is sum_k e_k e_k^T.
+ * At a point p it computes the scores, the probabilities, the scores' Jacobian M with respect
+ * to the first layer's output (C x 64, by the chain rule through the ReLU layers), the C - 1
+ * rows H^T S (S = M W1 / std the score Jacobian in pixel space; H the Helmert basis, as
+ * manifoldlib) that span D_x = span{grad log p_i} = (ker G)^perp, their Gram matrix and its
+ * eigen-decomposition (Jacobi), and from it an orthonormal basis of D_x (singular values
+ * below 10 (C - 1) sqrt(eps) of the largest are dropped, as manifoldlib's default_rtol). All
+ * of this runs in the 64 coordinates of row(W1), which contains D_x (Q1: an orthonormal basis
+ * of row(W1), computed once); the orthogonal projection on D_x is Q1^T (sum_k b_k b_k^T) Q1.
  *
  * Paths (as manifoldlib.horizontal_path / across_leaves_path, steps of Euclidean length alpha
  * in pixel space):
@@ -556,6 +558,7 @@
     drawing: false,
     geo: null,
     target: 55,
+    dirSeed: 0,
     runner: null,
     result: {},
     redrawMs: [],
@@ -683,6 +686,7 @@
     changed();
   });
   tsel.addEventListener("change", function () { ui.target = +tsel.value; changed(); });
+  $(".ld-dir").addEventListener("change", function () { ui.dirSeed++; changed(); });
 
   // ---- the panels that follow the drawing (redrawn at most once per animation frame)
   function changed() {
@@ -739,7 +743,14 @@
     });
     $(".ld-dim").textContent = "dim D\u2093 = " + g.dim;
     // the split of the direction towards the target digit
-    var d = sub(DIGITS[ui.target], ui.pixels), pd = projectOn(g, d), kd = sub(d, pd);
+    var mode = $(".ld-dir").value, d;
+    if (mode === "random") {
+      var rand = mulberry32(1000 + ui.dirSeed);
+      d = new Float64Array(N);
+      for (var r = 0; r < N; r++) d[r] = gaussian(rand) / 28; // unit expected length
+    } else d = mode === "ink" ? Float64Array.from(ui.pixels) : sub(DIGITS[ui.target], ui.pixels);
+    $(".ld-dcap").textContent = { target: "d = target \u2212 x", random: "d: random", ink: "d = x" }[mode];
+    var pd = projectOn(g, d), kd = sub(d, pd);
     var m = 0;
     for (var i = 0; i < N; i++) m = Math.max(m, Math.abs(d[i]));
     grey($(".ld-tgt"), DIGITS[ui.target]);
@@ -750,10 +761,10 @@
     $(".ld-split").textContent =
       "|d| = " + fmt(nd) + ": its D\u2093 part |Pd| = " + fmt(npd) + " (" + fmt(nd > 0 ? (100 * npd * npd) / (nd * nd) : 0, 2) +
       "% of |d|\u00b2), its ker G part = " + fmt(nkd) + ".";
-    var kw = kerW1(d);
+    var kw = kerW1(sub(DIGITS[ui.target], ui.pixels));
     grey($(".ld-kerx"), kerW1(ui.pixels).map(function (v) { return 0.5 + v; }));
     $(".ld-inv").textContent =
-      "The part of d in ker W\u2081 has length " + fmt(norm(kw)) + ": no horizontal path from this drawing " +
+      "The part of target \u2212 x in ker W\u2081 has length " + fmt(norm(kw)) + ": no horizontal path from this drawing " +
       "gets closer than that to the target (the first-layer invariant).";
     ui.redrawMs.push(performance.now() - t0);
     if (ui.redrawMs.length > 200) ui.redrawMs.shift();
@@ -839,32 +850,44 @@
   }
   function plot(run, k) {
     var c = curve.getContext("2d"), w = curve.width, h = curve.height;
-    c.clearRect(0, 0, w, h);
     c.fillStyle = "#fff";
     c.fillRect(0, 0, w, h);
-    var st = run.steppers, walk = run.kind === "walk";
-    var series = walk ? [st[0].ranks] : st.map(function (s) { return s.distances; });
+    var st = run.steppers, label;
+    var series = st.map(function (s) {
+      if (run.kind === "walk") return s.ranks;
+      if (run.kind === "towards") return s.distances.map(function (v) { return v / s.distances[0]; });
+      return s.distances;
+    });
     var top = 0, len = 1;
     series.forEach(function (s) { s.forEach(function (v) { top = Math.max(top, v); }); len = Math.max(len, s.length - 1); });
-    if (walk) top = Math.max(top, 10);
-    var colors = ["#e0a800", "#c2185b"];
+    if (run.kind === "walk") {
+      top = Math.max(top, 10);
+      label = "rank of the span of the D\u2093 met (top: " + fmt(top, 0) + ")";
+    } else if (run.kind === "towards") {
+      top = Math.max(top, 1);
+      label = "distance / initial distance (top: " + fmt(top, 2) + "); gold: exact, red: least squares";
+    } else {
+      label = "distance from the start (top: " + fmt(top, 2) + ")";
+    }
+    var colors = ["#c98f00", "#c2185b"];
     series.forEach(function (s, j) {
       c.strokeStyle = colors[j];
       c.lineWidth = 2;
       c.beginPath();
       s.forEach(function (v, t) {
-        var X = 30 + (t / len) * (w - 40), Y = h - 18 - (top > 0 ? v / top : 0) * (h - 30);
+        var X = 8 + (t / len) * (w - 16), Y = h - 22 - (top > 0 ? v / top : 0) * (h - 44);
         if (t === 0) c.moveTo(X, Y); else c.lineTo(X, Y);
       });
       c.stroke();
     });
-    c.fillStyle = "#333";
-    c.font = "11px sans-serif";
-    c.fillText(walk ? "rank of span of D\u2093 met (max " + fmt(top, 0) + ")" : "distance (max " + fmt(top, 2) + ")", 32, 12);
-    c.fillText("step 0 \u2026 " + len, 32, h - 4);
-    var X = 30 + (k / len) * (w - 40);
+    c.fillStyle = "#222";
+    c.font = "14px sans-serif";
+    c.fillText(label, 8, 15);
+    c.fillText("step 0 \u2026 " + len, 8, h - 5);
+    var X = 8 + (k / len) * (w - 16);
     c.strokeStyle = "#888";
-    c.beginPath(); c.moveTo(X, 16); c.lineTo(X, h - 18); c.stroke();
+    c.lineWidth = 1;
+    c.beginPath(); c.moveTo(X, 20); c.lineTo(X, h - 20); c.stroke();
   }
   $(".ld-run-towards").addEventListener("click", function () { start("towards"); });
   $(".ld-run-across").addEventListener("click", function () { start("across"); });
