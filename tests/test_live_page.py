@@ -24,6 +24,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import warnings
@@ -43,10 +44,16 @@ USER_DATA = os.environ.get("MANIFOLDLIB_DATA")
 
 sys.path.insert(0, str(ROOT / "tools"))
 import export_live_digit as ex  # noqa: E402
-from test_browser import _chromium  # noqa: E402
 
 #: The bounds the issue fixes beforehand (ms, headless Chromium on the 2-core machine).
 STEP_MS, REDRAW_MS = 20.0, 50.0
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
 
 
 def _payload() -> dict:
