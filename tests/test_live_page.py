@@ -179,8 +179,9 @@ def _open(browser, url, viewport, *, touch=False):
     p = ctx.new_page()
     p.on("pageerror", lambda e: errors.append(str(e)))
     p.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    p.goto(url, wait_until="load")
-    p.wait_for_selector("#ld-root[data-ready='1']", state="attached", timeout=30_000)
+    # generous: at a load average of 45 on 2 cores a page took over 30 s to load
+    p.goto(url, wait_until="load", timeout=120_000)
+    p.wait_for_selector("#ld-root[data-ready='1']", state="attached", timeout=120_000)
     return ctx, p, outside, errors
 
 
