@@ -420,3 +420,48 @@ def test_static_explorer_scrubs_without_a_kernel(server, browser):
     assert not outside, f"requests to other hosts: {outside[:3]}"
     errors = [e for e in errors if not any(k in e for k in KNOWN_JS_ERRORS)]
     assert not errors, f"JavaScript errors: {errors[:3]}"
+
+
+# --- phones and laptops: the contents menu (issue 27) ----------------------------------------
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+LAPTOP = {"viewport": {"width": 1366, "height": 900}}
+
+
+def test_menu_opens_on_a_phone(server, browser):
+    """Tapping ☰ at 390 px opens the contents (it did nothing while the theme's hidden header
+    buttons came first; book/_templates/sections/header.html removes them)."""
+    ctx = browser.new_context(**PHONE)
+    p = ctx.new_page()
+    p.goto(f"{server}/book/04_toy_foliations.html", wait_until="networkidle")
+    toc = p.locator("#pst-primary-sidebar-modal a.reference.internal", has_text="Frobenius")
+    assert not toc.first.is_visible(), "the contents are showing before the tap"
+    toggle = p.locator("button.primary-toggle:visible")
+    assert toggle.count() == 1, "one visible ☰ button"
+    toggle.first.tap()
+    p.wait_for_timeout(400)
+    assert p.evaluate("document.querySelector('#pst-primary-sidebar-modal').open")
+    assert toc.first.is_visible(), "tapping ☰ did not show the contents"
+    ctx.close()
+
+
+def test_menu_collapses_the_sidebar_on_a_laptop(server, browser):
+    """At 1366 px ☰ hides the sidebar (and a second click brings it back)."""
+    ctx = browser.new_context(**LAPTOP)
+    p = ctx.new_page()
+    p.goto(f"{server}/book/04_toy_foliations.html", wait_until="networkidle")
+    sidebar = p.locator("#pst-primary-sidebar")
+
+    def shown():
+        box = sidebar.bounding_box()
+        return box is not None and box["x"] + box["width"] > 1
+
+    assert shown(), "the sidebar is hidden on a laptop before any click"
+    p.locator("button.primary-toggle:visible").first.click()
+    p.wait_for_timeout(400)
+    assert not shown(), "☰ did not collapse the sidebar"
+    assert not p.evaluate("document.querySelector('#pst-primary-sidebar-modal').open")
+    p.locator("button.primary-toggle:visible").first.click()
+    p.wait_for_timeout(400)
+    assert shown(), "☰ did not bring the sidebar back"
+    ctx.close()

@@ -8,8 +8,10 @@ Usage: python tools/build_book.py [extra jupyter-book arguments]
    `_config.yml` puts on Sphinx's static path (not a folder named `_static`: Jupyter Book
    injects every .js/.css found in such a folder into every page), and the widget manager's
    icon fonts into `vendor/extra/` (Sphinx's extra path: copied as they are).
-2. Runs `jupyter-book build . -W -n --keep-going` (warnings are errors).
-3. Fails if any built page still loads a script, stylesheet or font from another host.
+2. Checks that the installed theme is the one `book/_templates/sections/header.html` patches
+   (pydata-sphinx-theme 0.17.1 under sphinx-book-theme 1.3.0).
+3. Runs `jupyter-book build . -W -n --keep-going` (warnings are errors).
+4. Fails if any built page still loads a script, stylesheet or font from another host.
 """
 
 from __future__ import annotations
@@ -73,6 +75,25 @@ def vendor_assets() -> None:
                 shutil.copy2(f, fonts)
 
 
+# The theme pair whose header template book/_templates/sections/header.html overrides.
+THEME_PINS = {"pydata-sphinx-theme": "0.17.1", "sphinx-book-theme": "1.3.0"}
+
+
+def theme_mismatch() -> list[str]:
+    """Installed theme versions that differ from the pair the header override was made for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    bad = []
+    for name, pinned in THEME_PINS.items():
+        try:
+            got = version(name)
+        except PackageNotFoundError:
+            got = "not installed"
+        if got != pinned:
+            bad.append(f"{name} {got} (the header override is for {pinned})")
+    return bad
+
+
 def external_loads(html_dir: Path) -> list[str]:
     """Pages that load a script or stylesheet from another host."""
     bad = []
@@ -84,6 +105,15 @@ def external_loads(html_dir: Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     """Vendor, build, check; return the exit status."""
+    mismatch = theme_mismatch()
+    if mismatch:
+        print(
+            "book/_templates/sections/header.html overrides the theme's header; check it "
+            "against the installed theme, then update THEME_PINS:",
+            *mismatch,
+            sep="\n  ",
+        )
+        return 1
     vendor_assets()
     cmd = ["jupyter-book", "build", str(ROOT), "-W", "-n", "--keep-going", *argv]
     status = subprocess.run(cmd, cwd=ROOT).returncode
