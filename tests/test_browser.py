@@ -96,6 +96,9 @@ KNOWN_JS_ERRORS = (
     "Got invalid theme mode",
 )
 
+# A file name or hash as alt text (what myst-nb writes when a cell gives none).
+HASHY = re.compile(r"[0-9a-f]{16}|\.(png|jpe?g|svg)\b|_images/", re.I)
+
 CHECK_PAGE = """() => {
   const main = document.querySelector('main') || document.body;
   const imgs = Array.from(main.querySelectorAll('img'));
@@ -116,6 +119,17 @@ CHECK_PAGE = """() => {
     errors: main.querySelectorAll('.output.error, .output_error, .cell_output .traceback').length,
     traceback: /Traceback \\(most recent call last\\)/.test(main.innerText),
     widgets: main.querySelectorAll('.jupyter-widgets, .widget-slider, .widget-box').length,
+    // output figures (myst-nb writes them under _images/ named by their hash): each must sit
+    // in a numbered, captioned figure and have alt text that is not a file name or hash
+    figures: Array.from(main.querySelectorAll('.cell_output img')).map(i => {
+      const fig = i.closest('figure');
+      const cap = fig && fig.querySelector('figcaption');
+      return {
+        src: i.getAttribute('src').slice(-30),
+        alt: i.getAttribute('alt') || '',
+        caption: cap ? cap.textContent.trim() : '',
+      };
+    }),
   };
 }"""
 
@@ -169,6 +183,12 @@ def test_page_renders_offline(page, server, browser):
     assert info["errors"] == 0 and not info["traceback"], "error output on the page"
     if "explorer" in page:
         assert info["widgets"] > 0, "the explorer's widgets are missing"
+    for fig in info["figures"]:
+        assert re.match(r"Fig\. \d+ \S", fig["caption"]), (
+            f"figure without a numbered caption: {fig}"
+        )
+        alt = fig["alt"]
+        assert len(alt.split()) >= 4 and not HASHY.search(alt), f"alt text says nothing: {fig}"
     assert not outside, f"requests to other hosts: {outside[:5]}"
     js_errors = [e for e in js_errors if not any(k in e for k in KNOWN_JS_ERRORS)]
     assert not js_errors, f"JavaScript errors: {js_errors[:3]}"
@@ -275,6 +295,32 @@ def test_live_explorer_agrees_with_manifoldlib(viewport, explorer_page, browser)
     assert ml.tangent_projection(net, got_a[None].double(), ker).norm() < 1e-9
     # the paper's least squares leaves D_x; the exact path does not
     assert max(state["lsq"]["offShare"]) > 0.5 and max(state["exact"]["offShare"]) < 1e-9
+
+    # the distance plot's axis is distance / initial: its "1" tick at the initial distance
+    ticks = state["ticks"]
+    assert abs(ticks["one"] - ticks["start"]) < 0.5, f"the '1' tick is not at d0: {ticks}"
+    # touch targets of at least 24 CSS px (WCAG 2.5.8)
+    small = p.evaluate(
+        "Array.from(document.querySelectorAll('#fx-root button, #fx-root select, "
+        "#fx-root input, #fx-root label')).map(e => e.getBoundingClientRect())"
+        ".filter(r => r.height < 24).length"
+    )
+    assert small == 0, f"{small} explorer controls are under 24 px high"
+    # the keyboard reaches the plane: Enter picks the cursor, arrows move it
+    plane = p.locator("#fx-root .fx-plane")
+    plane.focus()
+    p.keyboard.press("Escape")
+    p.keyboard.press("Enter")
+    for _ in range(3):
+        p.keyboard.press("ArrowRight")
+    p.keyboard.press("Enter")
+    keyed = p.evaluate("window.foliationExplorer.finish()")
+    step = box / 24
+    assert keyed["point"] == [0, 0] and abs(keyed["target"][0] - 3 * step) < 1e-9, keyed["target"]
+    assert keyed["exact"] is not None, "no path from the keyboard's point and target"
+    _click_plane(p, *A, box)
+    _click_plane(p, *B, box)
+    p.evaluate("window.foliationExplorer.finish()")
 
     before = p.evaluate("window.foliationExplorer.signature()")
     p.locator("#fx-root .fx-act").click()  # ReLU -> tanh
@@ -465,3 +511,98 @@ def test_menu_collapses_the_sidebar_on_a_laptop(server, browser):
     p.wait_for_timeout(400)
     assert shown(), "☰ did not bring the sidebar back"
     ctx.close()
+
+
+# --- phones: formulas, accessibility (axe-core), screenshots ---------------------------------
+
+AXE = ROOT / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
+# Committed screenshots (small PNGs of the first screen), so that changes to the look show up
+# in review: the start page, chapter 4 and chapter 17 at a phone's and a laptop's width.
+LOOK = ROOT / "tests" / "screenshots"
+LOOK_PAGES = ("book/intro", "book/04_toy_foliations", "book/17_explorer")
+
+# An inline formula wider than its column (book.js marks it; book.css lets it scroll in place).
+OVERFLOWING = """() => Array.from(document.querySelectorAll('main mjx-container:not([display="true"])'))
+  .filter(m => m.offsetParent !== null).filter(m => {
+    const col = m.parentElement.closest('p, li, dd, dt, td, th, figcaption, div, section');
+    const r = m.getBoundingClientRect(), c = col.getBoundingClientRect();
+    return r.left < c.left - 1 || r.right > c.right + 1;
+  }).map(m => m.textContent.slice(0, 60))"""
+
+# axe-core's rules, run offline; violations of impact "serious" or "critical" fail.
+RUN_AXE = """async () => {
+  const r = await axe.run(document.querySelector('main') ? 'main' : document, {
+    resultTypes: ['violations'],
+  });
+  return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => ({id: v.id, impact: v.impact, n: v.nodes.length,
+                where: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+}"""
+
+
+def _settled(p):
+    """Wait for MathJax and book.js's formula check (and the widgets, on chapter 17)."""
+    p.wait_for_selector("html[data-formulas-checked]", state="attached", timeout=60_000)
+    if p.locator("main .jupyter-widgets, main script[type*='widget-view']").count():
+        p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_timeout(200)
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_phone_formulas_and_accessibility(page, server, browser):
+    """At 390 px no inline formula runs out of its column; axe-core finds no serious issue."""
+    if not AXE.is_file():
+        pytest.skip("axe-core is not installed: run `python tools/build_book.py` (npm ci)")
+    ctx = browser.new_context(**PHONE)
+    p = ctx.new_page()
+    p.goto(f"{server}/{page}.html", wait_until="networkidle")
+    _settled(p)
+    over = p.evaluate(OVERFLOWING)
+    scrolled = int(p.evaluate("document.documentElement.dataset.formulasChecked"))
+    p.add_script_tag(path=str(AXE))
+    serious = p.evaluate(RUN_AXE)
+    ctx.close()
+    print(f"{page}: {scrolled} wide inline formulas scroll in place; axe serious: {serious}")
+    assert not over, f"inline formulas wider than their column at 390 px: {over[:3]}"
+    assert not serious, f"axe-core: {serious}"
+
+
+@pytest.mark.parametrize("form", [PHONE, LAPTOP], ids=["390", "1366"])
+def test_screenshots_for_review(form, server, browser):
+    """The first screen of the start page, chapter 4 and chapter 17, committed as PNGs."""
+    LOOK.mkdir(parents=True, exist_ok=True)
+    width = form["viewport"]["width"]
+    ctx = browser.new_context(**form)
+    for page in LOOK_PAGES:
+        p = ctx.new_page()
+        p.goto(f"{server}/{page}.html", wait_until="networkidle")
+        _settled(p)
+        shot = LOOK / f"{Path(page).name}-{width}.png"
+        p.screenshot(path=str(shot), full_page=False, scale="css")
+        p.close()
+        assert shot.stat().st_size < 400_000, f"{shot.name} is not small"
+    ctx.close()
+
+
+def test_chapter_17_sends_under_3_mb(server, browser):
+    """What chapter 17 sends on load, gzip-compressed as a static host would, is under 3 MB."""
+    import gzip
+    from urllib.parse import unquote
+
+    ctx = browser.new_context(**LAPTOP)
+    p = ctx.new_page()
+    urls = []
+    p.on("requestfinished", lambda r: urls.append(r.url))
+    p.goto(f"{server}/{EXPLORER_PAGE}.html", wait_until="networkidle")
+    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_timeout(1000)
+    ctx.close()
+    sizes = {}
+    for url in dict.fromkeys(urls):
+        f = HTML / unquote(urlparse(url).path.lstrip("/"))
+        if f.is_file():
+            sizes[f.relative_to(HTML).as_posix()] = len(gzip.compress(f.read_bytes(), 6))
+    total = sum(sizes.values())
+    top = sorted(sizes.items(), key=lambda kv: -kv[1])[:4]
+    print(f"chapter 17 sends {total / 1e6:.2f} MB gzip-compressed in {len(sizes)} files; {top}")
+    assert total < 3_000_000, f"chapter 17 sends {total / 1e6:.2f} MB (claim: under 3 MB)"

@@ -42,7 +42,8 @@ EXTERNAL = re.compile(r"<(?:script|link)[^>]+(?:src|href)=\"(https?:)?//[^\"]+\"
 
 def vendor_assets() -> None:
     """Install the pinned npm packages and copy the needed files into vendor/web."""
-    if not (MODULES / "mathjax").is_dir():
+    # axe-core is not copied into the book: tests/test_browser.py injects it into the pages.
+    if not all((MODULES / name).is_dir() for name in ("mathjax", "axe-core")):
         npm = shutil.which("npm")
         if npm is None:
             sys.exit("npm is needed to vendor MathJax and the widget manager (apt install npm)")
