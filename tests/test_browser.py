@@ -87,14 +87,10 @@ def browser():
         b.close()
 
 
-# sphinx-thebe's inline configuration script is emitted twice on every page by Jupyter Book
-# 1.0.4 (extension set up twice), so the second `const THEBE_JS_URL` is a redeclaration. It is
-# harmless while live code (thebe) is off, as here; every other JavaScript error fails.
-# The PyData theme logs an error when the browser has no stored light/dark preference yet.
-KNOWN_JS_ERRORS = (
-    "Identifier 'THEBE_JS_URL' has already been declared",
-    "Got invalid theme mode",
-)
+# The PyData theme logs an error when the browser has no stored light/dark preference yet;
+# every other JavaScript error fails (the doubled `const THEBE_JS_URL` of Jupyter Book 1.0.4
+# is removed by book/_ext/script_once.py).
+KNOWN_JS_ERRORS = ("Got invalid theme mode",)
 
 # A file name or hash as alt text (what myst-nb writes when a cell gives none).
 HASHY = re.compile(r"[0-9a-f]{16}|\.(png|jpe?g|svg)\b|_images/", re.I)
