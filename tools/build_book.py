@@ -68,12 +68,17 @@ def vendor_assets() -> None:
     # (pages under book/) and the root, through Sphinx's html_extra_path.
     if EXTRA.exists():
         shutil.rmtree(EXTRA)
+    # Which of the two folders it asks depends on the module name RequireJS gives the manager
+    # (with every inline script of the page run once, it is `@jupyter-widgets/<hash>`): both.
     for base in (EXTRA, EXTRA / "book"):
-        fonts = base / "@jupyter-widgets" / "html-manager" / "dist"
-        fonts.mkdir(parents=True)
-        for f in dist.iterdir():
-            if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg"):
-                shutil.copy2(f, fonts)
+        for fonts in (
+            base / "@jupyter-widgets" / "html-manager" / "dist",
+            base / "@jupyter-widgets",
+        ):
+            fonts.mkdir(parents=True, exist_ok=True)
+            for f in dist.iterdir():
+                if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg"):
+                    shutil.copy2(f, fonts)
 
 
 # The theme pair whose header template book/_templates/sections/header.html overrides.

@@ -25,7 +25,9 @@ def _once(app: Sphinx, pagename: str, templatename: str, context: dict, doctree)
         seen.add(key)
         kept.append(js)
     if "script_files" in context:
-        context["script_files"] = kept
+        # in place: handlers that run later (MathJax, the widget manager) add their scripts
+        # to this same list, the builder's own
+        context["script_files"][:] = kept
 
 
 def setup(app: Sphinx) -> dict:
