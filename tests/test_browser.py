@@ -357,6 +357,7 @@ def test_gallery_opens_strips(server, browser):
     assert broken == 0, f"{broken} gallery images did not load"
     strip = p.locator("#path-gallery-3-8")
     assert not strip.is_visible(), "a strip is open before any click"
+    history = p.evaluate("history.length")
     p.locator('#path-gallery .pg-grid a[href="#path-gallery-3-8"]').click()
     p.wait_for_timeout(200)
     assert strip.is_visible(), "clicking the thumbnail did not open its strip"
@@ -372,6 +373,13 @@ def test_gallery_opens_strips(server, browser):
     p.locator('#path-gallery .pg-grid a[href="#path-gallery-0-7"]').click()
     p.wait_for_timeout(200)
     assert p.locator("#path-gallery-0-7").is_visible() and not strip.is_visible()
+    # the reader's place: no history entry per thumbnail, and a way back to the grid
+    assert p.evaluate("history.length") == history, "each thumbnail added a history entry"
+    p.locator("#path-gallery-0-7 a.pg-back").click()
+    p.wait_for_timeout(200)
+    assert not p.locator("#path-gallery-0-7").is_visible(), "back to the grid kept the strip"
+    thumb = p.locator('#path-gallery .pg-grid a[href="#path-gallery-0-7"]').bounding_box()
+    assert thumb is not None and 0 <= thumb["y"] < 900, "back to the grid is not at the thumbnail"
     SHOTS.mkdir(parents=True, exist_ok=True)
     p.screenshot(path=str(SHOTS / "17_gallery.png"), full_page=False)
     ctx.close()

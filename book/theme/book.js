@@ -72,6 +72,31 @@
     Promise.resolve().then(function () { pending = false; nameWidgets(); });
   }).observe(document.documentElement, { childList: true, subtree: true });
 
+  // Chapter 17's path gallery opens a strip by its #fragment (CSS :target). Opening one
+  // replaces the page's history entry instead of adding one (Back leaves the page, not the
+  // last thumbnail), and each strip gets a link back to its thumbnail in the grid.
+  function galleryPlace() {
+    const gallery = document.getElementById("path-gallery");
+    if (!gallery || gallery.dataset.placeKept) return;
+    gallery.dataset.placeKept = "1";
+    gallery.addEventListener("click", function (evt) {
+      const a = evt.target.closest('a[href^="#path-gallery"], a.pg-back');
+      if (!a) return;
+      evt.preventDefault();
+      location.replace(a.getAttribute("href"));
+    });
+    gallery.querySelectorAll(".pg-strip[id]").forEach(function (strip) {
+      const back = document.createElement("a");
+      back.href = "#pg-thumb-" + strip.id;
+      back.className = "pg-back";
+      back.textContent = "\u2191 back to the grid";
+      const thumb = gallery.querySelector('.pg-grid a[href="#' + strip.id + '"]');
+      if (thumb) thumb.id = "pg-thumb-" + strip.id;
+      strip.insertBefore(back, strip.firstChild);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", galleryPlace);
+
   let timer = null;
   window.addEventListener("resize", function () {
     clearTimeout(timer);
