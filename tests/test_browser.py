@@ -162,9 +162,9 @@ def test_page_renders_offline(page, server, browser):
     p.goto(f"{server}/{page}.html", wait_until="networkidle")
     # MathJax typesets asynchronously; wait for it where the page has maths.
     if p.evaluate("document.querySelectorAll('main .math').length") > 0:
-        p.wait_for_selector("mjx-container", state="attached", timeout=20_000)
+        p.wait_for_selector("mjx-container", state="attached", timeout=60_000)
     if "explorer" in page:
-        p.wait_for_selector(".jupyter-widgets, .widget-slider", state="attached", timeout=20_000)
+        p.wait_for_selector(".jupyter-widgets, .widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(300)
     info = p.evaluate(CHECK_PAGE)
     p.screenshot(path=str(SHOTS / f"{Path(page).name}.png"), full_page=True)
@@ -224,7 +224,7 @@ def explorer_page(tmp_path_factory):
 def _open_explorer(browser, url, viewport):
     ctx, p, outside, errors = _offline_page(browser, viewport)
     p.goto(url, wait_until="networkidle")
-    p.wait_for_selector("#fx-root[data-ready='1']", state="attached", timeout=20_000)
+    p.wait_for_selector("#fx-root[data-ready='1']", state="attached", timeout=60_000)
     return ctx, p, outside, errors
 
 
@@ -389,7 +389,7 @@ def test_gallery_opens_strips(server, browser):
 def test_static_explorer_is_honest(server, browser):
     """Kernel-only controls disabled under a notice; the numbers agree with the path shown."""
     ctx, p, outside, errors = _open_built(browser, server, EXPLORER_PAGE)
-    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(500)
     text = p.locator("main").inner_text()
     assert "No Python kernel on this page" in text, "the one-line notice is missing"
@@ -433,7 +433,7 @@ VISIBLE_CAPTIONS = """() => Array.from(document.querySelectorAll('main .widget-h
 def test_static_explorer_scrubs_without_a_kernel(server, browser):
     """The slider and the mode buttons work on the static page (browser links to Stacks)."""
     ctx, p, outside, errors = _open_built(browser, server, EXPLORER_PAGE)
-    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(500)
     # the frames' steps as the chapter printed them (from the path itself)
     printed = re.search(r"steps shown: \[([0-9, ]+)\]", p.locator("main").inner_text())
@@ -524,6 +524,8 @@ AXE = ROOT / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
 # in review: the start page, chapter 4 and chapter 17 at a phone's and a laptop's width.
 LOOK = ROOT / "tests" / "screenshots"
 LOOK_PAGES = ("book/intro", "book/04_toy_foliations", "book/17_explorer")
+# Page loads of the phone tests: generous, for a busy shared machine (a few s in CI).
+NAV_TIMEOUT = 180_000
 
 # An inline formula wider than its column (book.js marks it; book.css lets it scroll in place).
 OVERFLOWING = """() => Array.from(document.querySelectorAll('main mjx-container:not([display="true"])'))
@@ -546,9 +548,9 @@ RUN_AXE = """async () => {
 
 def _settled(p):
     """Wait for MathJax and book.js's formula check (and the widgets, on chapter 17)."""
-    p.wait_for_selector("html[data-formulas-checked]", state="attached", timeout=60_000)
+    p.wait_for_selector("html[data-formulas-checked]", state="attached", timeout=NAV_TIMEOUT)
     if p.locator("main .jupyter-widgets, main script[type*='widget-view']").count():
-        p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+        p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(200)
 
 
@@ -559,7 +561,7 @@ def test_phone_formulas_and_accessibility(page, server, browser):
         pytest.skip("axe-core is not installed: run `python tools/build_book.py` (npm ci)")
     ctx = browser.new_context(**PHONE)
     p = ctx.new_page()
-    p.goto(f"{server}/{page}.html", wait_until="networkidle")
+    p.goto(f"{server}/{page}.html", wait_until="networkidle", timeout=NAV_TIMEOUT)
     _settled(p)
     over = p.evaluate(OVERFLOWING)
     scrolled = int(p.evaluate("document.documentElement.dataset.formulasChecked"))
@@ -579,7 +581,7 @@ def test_screenshots_for_review(form, server, browser):
     ctx = browser.new_context(**form)
     for page in LOOK_PAGES:
         p = ctx.new_page()
-        p.goto(f"{server}/{page}.html", wait_until="networkidle")
+        p.goto(f"{server}/{page}.html", wait_until="networkidle", timeout=NAV_TIMEOUT)
         _settled(p)
         shot = LOOK / f"{Path(page).name}-{width}.png"
         p.screenshot(path=str(shot), full_page=False, scale="css")
@@ -598,7 +600,7 @@ def test_chapter_17_sends_under_3_mb(server, browser):
     urls = []
     p.on("requestfinished", lambda r: urls.append(r.url))
     p.goto(f"{server}/{EXPLORER_PAGE}.html", wait_until="networkidle")
-    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(1000)
     ctx.close()
     sizes = {}
