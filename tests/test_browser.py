@@ -87,14 +87,13 @@ def browser():
         b.close()
 
 
-# sphinx-thebe's inline configuration script is emitted twice on every page by Jupyter Book
-# 1.0.4 (extension set up twice), so the second `const THEBE_JS_URL` is a redeclaration. It is
-# harmless while live code (thebe) is off, as here; every other JavaScript error fails.
-# The PyData theme logs an error when the browser has no stored light/dark preference yet.
-KNOWN_JS_ERRORS = (
-    "Identifier 'THEBE_JS_URL' has already been declared",
-    "Got invalid theme mode",
-)
+# The PyData theme logs an error when the browser has no stored light/dark preference yet;
+# every other JavaScript error fails (the doubled `const THEBE_JS_URL` of Jupyter Book 1.0.4
+# is removed by book/_ext/script_once.py).
+KNOWN_JS_ERRORS = ("Got invalid theme mode",)
+
+# A file name or hash as alt text (what myst-nb writes when a cell gives none).
+HASHY = re.compile(r"[0-9a-f]{16}|\.(png|jpe?g|svg)\b|_images/", re.I)
 
 CHECK_PAGE = """() => {
   const main = document.querySelector('main') || document.body;
@@ -116,6 +115,17 @@ CHECK_PAGE = """() => {
     errors: main.querySelectorAll('.output.error, .output_error, .cell_output .traceback').length,
     traceback: /Traceback \\(most recent call last\\)/.test(main.innerText),
     widgets: main.querySelectorAll('.jupyter-widgets, .widget-slider, .widget-box').length,
+    // output figures (myst-nb writes them under _images/ named by their hash): each must sit
+    // in a numbered, captioned figure and have alt text that is not a file name or hash
+    figures: Array.from(main.querySelectorAll('.cell_output img')).map(i => {
+      const fig = i.closest('figure');
+      const cap = fig && fig.querySelector('figcaption');
+      return {
+        src: i.getAttribute('src').slice(-30),
+        alt: i.getAttribute('alt') || '',
+        caption: cap ? cap.textContent.trim() : '',
+      };
+    }),
   };
 }"""
 
@@ -152,9 +162,9 @@ def test_page_renders_offline(page, server, browser):
     p.goto(f"{server}/{page}.html", wait_until="networkidle")
     # MathJax typesets asynchronously; wait for it where the page has maths.
     if p.evaluate("document.querySelectorAll('main .math').length") > 0:
-        p.wait_for_selector("mjx-container", state="attached", timeout=20_000)
+        p.wait_for_selector("mjx-container", state="attached", timeout=60_000)
     if "explorer" in page:
-        p.wait_for_selector(".jupyter-widgets, .widget-slider", state="attached", timeout=20_000)
+        p.wait_for_selector(".jupyter-widgets, .widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(300)
     info = p.evaluate(CHECK_PAGE)
     p.screenshot(path=str(SHOTS / f"{Path(page).name}.png"), full_page=True)
@@ -169,6 +179,12 @@ def test_page_renders_offline(page, server, browser):
     assert info["errors"] == 0 and not info["traceback"], "error output on the page"
     if "explorer" in page:
         assert info["widgets"] > 0, "the explorer's widgets are missing"
+    for fig in info["figures"]:
+        assert re.match(r"Fig\. \d+ \S", fig["caption"]), (
+            f"figure without a numbered caption: {fig}"
+        )
+        alt = fig["alt"]
+        assert len(alt.split()) >= 4 and not HASHY.search(alt), f"alt text says nothing: {fig}"
     assert not outside, f"requests to other hosts: {outside[:5]}"
     js_errors = [e for e in js_errors if not any(k in e for k in KNOWN_JS_ERRORS)]
     assert not js_errors, f"JavaScript errors: {js_errors[:3]}"
@@ -208,7 +224,7 @@ def explorer_page(tmp_path_factory):
 def _open_explorer(browser, url, viewport):
     ctx, p, outside, errors = _offline_page(browser, viewport)
     p.goto(url, wait_until="networkidle")
-    p.wait_for_selector("#fx-root[data-ready='1']", state="attached", timeout=20_000)
+    p.wait_for_selector("#fx-root[data-ready='1']", state="attached", timeout=60_000)
     return ctx, p, outside, errors
 
 
@@ -276,6 +292,32 @@ def test_live_explorer_agrees_with_manifoldlib(viewport, explorer_page, browser)
     # the paper's least squares leaves D_x; the exact path does not
     assert max(state["lsq"]["offShare"]) > 0.5 and max(state["exact"]["offShare"]) < 1e-9
 
+    # the distance plot's axis is distance / initial: its "1" tick at the initial distance
+    ticks = state["ticks"]
+    assert abs(ticks["one"] - ticks["start"]) < 0.5, f"the '1' tick is not at d0: {ticks}"
+    # touch targets of at least 24 CSS px (WCAG 2.5.8)
+    small = p.evaluate(
+        "Array.from(document.querySelectorAll('#fx-root button, #fx-root select, "
+        "#fx-root input, #fx-root label')).map(e => e.getBoundingClientRect())"
+        ".filter(r => r.height < 24).length"
+    )
+    assert small == 0, f"{small} explorer controls are under 24 px high"
+    # the keyboard reaches the plane: Enter picks the cursor, arrows move it
+    plane = p.locator("#fx-root .fx-plane")
+    plane.focus()
+    p.keyboard.press("Escape")
+    p.keyboard.press("Enter")
+    for _ in range(3):
+        p.keyboard.press("ArrowRight")
+    p.keyboard.press("Enter")
+    keyed = p.evaluate("window.foliationExplorer.finish()")
+    step = box / 24
+    assert keyed["point"] == [0, 0] and abs(keyed["target"][0] - 3 * step) < 1e-9, keyed["target"]
+    assert keyed["exact"] is not None, "no path from the keyboard's point and target"
+    _click_plane(p, *A, box)
+    _click_plane(p, *B, box)
+    p.evaluate("window.foliationExplorer.finish()")
+
     before = p.evaluate("window.foliationExplorer.signature()")
     p.locator("#fx-root .fx-act").click()  # ReLU -> tanh
     after = p.evaluate("window.foliationExplorer.finish()")
@@ -315,6 +357,7 @@ def test_gallery_opens_strips(server, browser):
     assert broken == 0, f"{broken} gallery images did not load"
     strip = p.locator("#path-gallery-3-8")
     assert not strip.is_visible(), "a strip is open before any click"
+    history = p.evaluate("history.length")
     p.locator('#path-gallery .pg-grid a[href="#path-gallery-3-8"]').click()
     p.wait_for_timeout(200)
     assert strip.is_visible(), "clicking the thumbnail did not open its strip"
@@ -330,6 +373,13 @@ def test_gallery_opens_strips(server, browser):
     p.locator('#path-gallery .pg-grid a[href="#path-gallery-0-7"]').click()
     p.wait_for_timeout(200)
     assert p.locator("#path-gallery-0-7").is_visible() and not strip.is_visible()
+    # the reader's place: no history entry per thumbnail, and a way back to the grid
+    assert p.evaluate("history.length") == history, "each thumbnail added a history entry"
+    p.locator("#path-gallery-0-7 a.pg-back").click()
+    p.wait_for_timeout(200)
+    assert not p.locator("#path-gallery-0-7").is_visible(), "back to the grid kept the strip"
+    thumb = p.locator('#path-gallery .pg-grid a[href="#path-gallery-0-7"]').bounding_box()
+    assert thumb is not None and 0 <= thumb["y"] < 900, "back to the grid is not at the thumbnail"
     SHOTS.mkdir(parents=True, exist_ok=True)
     p.screenshot(path=str(SHOTS / "17_gallery.png"), full_page=False)
     ctx.close()
@@ -339,7 +389,7 @@ def test_gallery_opens_strips(server, browser):
 def test_static_explorer_is_honest(server, browser):
     """Kernel-only controls disabled under a notice; the numbers agree with the path shown."""
     ctx, p, outside, errors = _open_built(browser, server, EXPLORER_PAGE)
-    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(500)
     text = p.locator("main").inner_text()
     assert "No Python kernel on this page" in text, "the one-line notice is missing"
@@ -383,7 +433,7 @@ VISIBLE_CAPTIONS = """() => Array.from(document.querySelectorAll('main .widget-h
 def test_static_explorer_scrubs_without_a_kernel(server, browser):
     """The slider and the mode buttons work on the static page (browser links to Stacks)."""
     ctx, p, outside, errors = _open_built(browser, server, EXPLORER_PAGE)
-    p.wait_for_selector(".widget-slider", state="attached", timeout=20_000)
+    p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
     p.wait_for_timeout(500)
     # the frames' steps as the chapter printed them (from the path itself)
     printed = re.search(r"steps shown: \[([0-9, ]+)\]", p.locator("main").inner_text())
@@ -420,3 +470,155 @@ def test_static_explorer_scrubs_without_a_kernel(server, browser):
     assert not outside, f"requests to other hosts: {outside[:3]}"
     errors = [e for e in errors if not any(k in e for k in KNOWN_JS_ERRORS)]
     assert not errors, f"JavaScript errors: {errors[:3]}"
+
+
+# --- phones and laptops: the contents menu (issue 27) ----------------------------------------
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+LAPTOP = {"viewport": {"width": 1366, "height": 900}}
+
+
+def test_menu_opens_on_a_phone(server, browser):
+    """Tapping ☰ at 390 px opens the contents (it did nothing while the theme's hidden header
+    buttons came first; book/_templates/sections/header.html removes them)."""
+    ctx = browser.new_context(**PHONE)
+    p = ctx.new_page()
+    p.goto(f"{server}/book/04_toy_foliations.html", wait_until="networkidle")
+    toc = p.locator("#pst-primary-sidebar-modal a.reference.internal", has_text="Frobenius")
+    assert not toc.first.is_visible(), "the contents are showing before the tap"
+    toggle = p.locator("button.primary-toggle:visible")
+    assert toggle.count() == 1, "one visible ☰ button"
+    toggle.first.tap()
+    p.wait_for_timeout(400)
+    assert p.evaluate("document.querySelector('#pst-primary-sidebar-modal').open")
+    assert toc.first.is_visible(), "tapping ☰ did not show the contents"
+    ctx.close()
+
+
+def test_menu_collapses_the_sidebar_on_a_laptop(server, browser):
+    """At 1366 px ☰ hides the sidebar (and a second click brings it back)."""
+    ctx = browser.new_context(**LAPTOP)
+    p = ctx.new_page()
+    p.goto(f"{server}/book/04_toy_foliations.html", wait_until="networkidle")
+    sidebar = p.locator("#pst-primary-sidebar")
+
+    def shown():
+        box = sidebar.bounding_box()
+        return box is not None and box["x"] + box["width"] > 1
+
+    assert shown(), "the sidebar is hidden on a laptop before any click"
+    p.locator("button.primary-toggle:visible").first.click()
+    p.wait_for_timeout(400)
+    assert not shown(), "☰ did not collapse the sidebar"
+    assert not p.evaluate("document.querySelector('#pst-primary-sidebar-modal').open")
+    p.locator("button.primary-toggle:visible").first.click()
+    p.wait_for_timeout(400)
+    assert shown(), "☰ did not bring the sidebar back"
+    ctx.close()
+
+
+# --- phones: formulas, accessibility (axe-core), screenshots ---------------------------------
+
+AXE = ROOT / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
+# Committed screenshots (small PNGs of the first screen), so that changes to the look show up
+# in review: the start page, chapter 4 and chapter 17 at a phone's and a laptop's width.
+LOOK = ROOT / "tests" / "screenshots"
+LOOK_PAGES = ("book/intro", "book/04_toy_foliations", "book/17_explorer")
+# Page loads of the phone tests: generous, for a busy shared machine (a few s in CI).
+NAV_TIMEOUT = 180_000
+
+# An inline formula wider than its column (book.js marks it; book.css lets it scroll in place).
+OVERFLOWING = """() => Array.from(document.querySelectorAll('main mjx-container:not([display="true"])'))
+  .filter(m => m.offsetParent !== null).filter(m => {
+    const col = m.parentElement.closest('p, li, dd, dt, td, th, figcaption, div, section');
+    const r = m.getBoundingClientRect(), c = col.getBoundingClientRect();
+    return r.left < c.left - 1 || r.right > c.right + 1;
+  }).map(m => m.textContent.slice(0, 60))"""
+
+# axe-core's rules, run offline; violations of impact "serious" or "critical" fail.
+RUN_AXE = """async () => {
+  const r = await axe.run(document.querySelector('main') ? 'main' : document, {
+    resultTypes: ['violations'],
+  });
+  return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => ({id: v.id, impact: v.impact, n: v.nodes.length,
+                where: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+}"""
+
+
+def _settled(p):
+    """Wait for MathJax and book.js's formula check (and the widgets, on chapter 17)."""
+    p.wait_for_selector("html[data-formulas-checked]", state="attached", timeout=NAV_TIMEOUT)
+    if p.locator("main .jupyter-widgets, main script[type*='widget-view']").count():
+        p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
+    p.wait_for_timeout(200)
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_phone_formulas_and_accessibility(page, server, browser):
+    """At 390 px no inline formula runs out of its column; axe-core finds no serious issue."""
+    if not AXE.is_file():
+        pytest.skip("axe-core is not installed: run `python tools/build_book.py` (npm ci)")
+    ctx = browser.new_context(**PHONE)
+    p = ctx.new_page()
+    p.goto(f"{server}/{page}.html", wait_until="networkidle", timeout=NAV_TIMEOUT)
+    _settled(p)
+    over = p.evaluate(OVERFLOWING)
+    scrolled = int(p.evaluate("document.documentElement.dataset.formulasChecked"))
+    p.add_script_tag(path=str(AXE))
+    serious = p.evaluate(RUN_AXE)
+    ctx.close()
+    print(f"{page}: {scrolled} wide inline formulas scroll in place; axe serious: {serious}")
+    assert not over, f"inline formulas wider than their column at 390 px: {over[:3]}"
+    assert not serious, f"axe-core: {serious}"
+
+
+def _small_png(path: Path) -> None:
+    """Re-save a screenshot with a 64-colour palette (about a third of the size)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
+@pytest.mark.parametrize("form", [PHONE, LAPTOP], ids=["390", "1366"])
+def test_screenshots_for_review(form, server, browser):
+    """The first screen of the start page, chapter 4 and chapter 17, committed as PNGs."""
+    LOOK.mkdir(parents=True, exist_ok=True)
+    width = form["viewport"]["width"]
+    ctx = browser.new_context(**form)
+    for page in LOOK_PAGES:
+        p = ctx.new_page()
+        p.goto(f"{server}/{page}.html", wait_until="networkidle", timeout=NAV_TIMEOUT)
+        _settled(p)
+        shot = LOOK / f"{Path(page).name}-{width}.png"
+        p.screenshot(path=str(shot), full_page=False, scale="css")
+        p.close()
+        _small_png(shot)
+        assert shot.stat().st_size < 400_000, f"{shot.name} is not small"
+    ctx.close()
+
+
+def test_chapter_17_sends_under_3_mb(server, browser):
+    """What chapter 17 sends on load, gzip-compressed as a static host would, is under 3 MB."""
+    import gzip
+    from urllib.parse import unquote
+
+    ctx = browser.new_context(**LAPTOP)
+    p = ctx.new_page()
+    urls = []
+    p.on("requestfinished", lambda r: urls.append(r.url))
+    p.goto(f"{server}/{EXPLORER_PAGE}.html", wait_until="networkidle")
+    p.wait_for_selector(".widget-slider", state="attached", timeout=60_000)
+    p.wait_for_timeout(1000)
+    ctx.close()
+    sizes = {}
+    for url in dict.fromkeys(urls):
+        f = HTML / unquote(urlparse(url).path.lstrip("/"))
+        if f.is_file():
+            sizes[f.relative_to(HTML).as_posix()] = len(gzip.compress(f.read_bytes(), 6))
+    total = sum(sizes.values())
+    top = sorted(sizes.items(), key=lambda kv: -kv[1])[:4]
+    print(f"chapter 17 sends {total / 1e6:.2f} MB gzip-compressed in {len(sizes)} files; {top}")
+    assert total < 3_000_000, f"chapter 17 sends {total / 1e6:.2f} MB (claim: under 3 MB)"

@@ -8,8 +8,10 @@ Usage: python tools/build_book.py [extra jupyter-book arguments]
    `_config.yml` puts on Sphinx's static path (not a folder named `_static`: Jupyter Book
    injects every .js/.css found in such a folder into every page), and the widget manager's
    icon fonts into `vendor/extra/` (Sphinx's extra path: copied as they are).
-2. Runs `jupyter-book build . -W -n --keep-going` (warnings are errors).
-3. Fails if any built page still loads a script, stylesheet or font from another host.
+2. Checks that the installed theme is the one `book/_templates/sections/header.html` patches
+   (pydata-sphinx-theme 0.17.1 under sphinx-book-theme 1.3.0).
+3. Runs `jupyter-book build . -W -n --keep-going` (warnings are errors).
+4. Fails if any built page still loads a script, stylesheet or font from another host.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ EXTERNAL = re.compile(r"<(?:script|link)[^>]+(?:src|href)=\"(https?:)?//[^\"]+\"
 
 def vendor_assets() -> None:
     """Install the pinned npm packages and copy the needed files into vendor/web."""
-    if not (MODULES / "mathjax").is_dir():
+    # axe-core is not copied into the book: tests/test_browser.py injects it into the pages.
+    if not all((MODULES / name).is_dir() for name in ("mathjax", "axe-core")):
         npm = shutil.which("npm")
         if npm is None:
             sys.exit("npm is needed to vendor MathJax and the widget manager (apt install npm)")
@@ -65,12 +68,36 @@ def vendor_assets() -> None:
     # (pages under book/) and the root, through Sphinx's html_extra_path.
     if EXTRA.exists():
         shutil.rmtree(EXTRA)
+    # Which of the two folders it asks depends on the module name RequireJS gives the manager
+    # (with every inline script of the page run once, it is `@jupyter-widgets/<hash>`): both.
     for base in (EXTRA, EXTRA / "book"):
-        fonts = base / "@jupyter-widgets" / "html-manager" / "dist"
-        fonts.mkdir(parents=True)
-        for f in dist.iterdir():
-            if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg"):
-                shutil.copy2(f, fonts)
+        for fonts in (
+            base / "@jupyter-widgets" / "html-manager" / "dist",
+            base / "@jupyter-widgets",
+        ):
+            fonts.mkdir(parents=True, exist_ok=True)
+            for f in dist.iterdir():
+                if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg"):
+                    shutil.copy2(f, fonts)
+
+
+# The theme pair whose header template book/_templates/sections/header.html overrides.
+THEME_PINS = {"pydata-sphinx-theme": "0.17.1", "sphinx-book-theme": "1.3.0"}
+
+
+def theme_mismatch() -> list[str]:
+    """Installed theme versions that differ from the pair the header override was made for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    bad = []
+    for name, pinned in THEME_PINS.items():
+        try:
+            got = version(name)
+        except PackageNotFoundError:
+            got = "not installed"
+        if got != pinned:
+            bad.append(f"{name} {got} (the header override is for {pinned})")
+    return bad
 
 
 def external_loads(html_dir: Path) -> list[str]:
@@ -84,6 +111,15 @@ def external_loads(html_dir: Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     """Vendor, build, check; return the exit status."""
+    mismatch = theme_mismatch()
+    if mismatch:
+        print(
+            "book/_templates/sections/header.html overrides the theme's header; check it "
+            "against the installed theme, then update THEME_PINS:",
+            *mismatch,
+            sep="\n  ",
+        )
+        return 1
     vendor_assets()
     cmd = ["jupyter-book", "build", str(ROOT), "-W", "-n", "--keep-going", *argv]
     status = subprocess.run(cmd, cwd=ROOT).returncode

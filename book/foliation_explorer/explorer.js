@@ -27,6 +27,7 @@
   var VANISHING = 1e-6; // as manifoldlib.paths.VANISHING
   var RANK_TOL = 1e-9; // relative eigenvalue below which D_x loses a dimension
   var COLORS = [[59, 117, 175], [214, 69, 65], [80, 160, 90]];
+  var KERNEL = "#6a1b9a"; // ker G's segment: a colour no class uses
 
   var plane = root.querySelector(".fx-plane");
   var curve = root.querySelector(".fx-curve");
@@ -48,6 +49,8 @@
     lsq: null,
     reveal: 0,
     layers: {},
+    cursor: [0, 0],
+    ticks: null,
   };
 
   // ---------------------------------------------------------------- the network
@@ -310,7 +313,10 @@
       });
       if (piece.length) polyline(ctx, piece, Infinity);
       var k = st.leaf.kernel, a = [st.A[0] - 0.5 * k[0], st.A[1] - 0.5 * k[1]], b = [st.A[0] + 0.5 * k[0], st.A[1] + 0.5 * k[1]];
-      ctx.strokeStyle = "#1b8a3a"; ctx.lineWidth = 3;
+      // ker G: violet on a white casing (no class colour is violet)
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 5.5;
+      polyline(ctx, [a, b], 2);
+      ctx.strokeStyle = KERNEL; ctx.lineWidth = 3;
       polyline(ctx, [a, b], 2);
     }
     var upto = st.reveal;
@@ -325,6 +331,13 @@
     }
     if (st.A) marker(st.A, "#e0a800", 6, false);
     if (st.B) marker(st.B, "#e0a800", 10, true);
+    if (document.activeElement === plane) {
+      var cq = px(st.cursor);
+      ctx.strokeStyle = "#000"; ctx.lineWidth = 2; ctx.setLineDash([]);
+      ctx.strokeRect(cq[0] - 7, cq[1] - 7, 14, 14);
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 1;
+      ctx.strokeRect(cq[0] - 9, cq[1] - 9, 18, 18);
+    }
     drawCurve();
   }
 
@@ -342,7 +355,9 @@
     var sy = function (d) { return h - 18 - (d / d0) * (h - 30); };
     cctx.strokeStyle = "#bbb"; cctx.lineWidth = 1;
     cctx.beginPath(); cctx.moveTo(m, 8); cctx.lineTo(m, h - 18); cctx.lineTo(w - 4, h - 18); cctx.stroke();
-    cctx.fillText("1", m - 12, sy(1) + 4); cctx.fillText("0", m - 12, sy(0) + 4);
+    // The axis is distance / initial distance: its "1" is at the initial distance d0.
+    st.ticks = { one: sy(d0), zero: sy(0), start: sy(st.exact.distances[0]) };
+    cctx.fillText("1", m - 12, st.ticks.one + 4); cctx.fillText("0", m - 12, st.ticks.zero + 4);
     cctx.fillText("path length " + Lmax.toFixed(2), w - 110, h - 4);
     cctx.save(); cctx.translate(10, h - 22); cctx.rotate(-Math.PI / 2); cctx.fillText("distance / initial", 0, 0); cctx.restore();
     [[st.lsq, "#c2185b"], [st.exact, "#e0a800"]].forEach(function (pc) {
@@ -455,6 +470,28 @@
     });
   });
   function endDrag() { dragging = false; }
+  // Keyboard: the plane takes the focus; arrows move a cursor (Shift: 5x), Enter or Space
+  // acts as a click there (a point, then a target), Escape clears.
+  plane.addEventListener("keydown", function (evt) {
+    var d = (evt.shiftKey ? 5 : 1) * BOX / 24, c = st.cursor;
+    var moves = { ArrowLeft: [-d, 0], ArrowRight: [d, 0], ArrowUp: [0, d], ArrowDown: [0, -d] };
+    if (moves[evt.key]) {
+      st.cursor = [
+        Math.max(-BOX, Math.min(BOX, c[0] + moves[evt.key][0])),
+        Math.max(-BOX, Math.min(BOX, c[1] + moves[evt.key][1])),
+      ];
+      draw();
+    } else if (evt.key === "Enter" || evt.key === " ") {
+      if (!st.A || st.B) setPoint(st.cursor.slice()); else setTarget(st.cursor.slice());
+    } else if (evt.key === "Escape") {
+      st.A = st.B = null; recompute(true);
+    } else {
+      return;
+    }
+    evt.preventDefault();
+  });
+  plane.addEventListener("focus", draw);
+  plane.addEventListener("blur", draw);
   plane.addEventListener("pointerup", endDrag);
   plane.addEventListener("pointercancel", endDrag);
   dataSel.addEventListener("change", function () { select(dataSel.value, null); });
@@ -484,6 +521,8 @@
         exact: st.exact,
         lsq: st.lsq,
         geometry: st.A ? geometry(st.net, st.A[0], st.A[1]) : null,
+        ticks: st.ticks,
+        cursor: st.cursor,
       };
     },
     signature: function () {
