@@ -290,7 +290,8 @@ def plan(model, x0, target, *, alpha, steps, iters, box, shorten, log=print) -> 
 
     greedy, V = rollout(model, x0, greedy_control, alpha, steps, box, shorten)
     d0 = (tflat - x0.flatten(1)).norm(dim=1)
-    best, dist = greedy, (tflat - greedy.end).norm(dim=1)
+    best, dist = copy.copy(greedy), (tflat - greedy.end).norm(dim=1)  # greedy stays as it was
+    accepted = torch.zeros(len(x0), dtype=torch.long)
     lam = torch.ones(len(x0), dtype=torch.float64)
     history = [dist.clone()]
     for it in range(iters):
@@ -305,6 +306,7 @@ def plan(model, x0, target, *, alpha, steps, iters, box, shorten, log=print) -> 
             setattr(best, name, torch.where(m, new, old))
         V = torch.where(ok[:, None, None], cand_V, V)
         dist = torch.where(ok, cd, dist)
+        accepted += ok.long()
         lam = torch.where(ok, lam / 3, lam * 10)
         history.append(dist.clone())
         log(f"  iter {it + 1}: median final/initial {float((dist / d0).median()):.3f}")
@@ -318,6 +320,7 @@ def plan(model, x0, target, *, alpha, steps, iters, box, shorten, log=print) -> 
         "rank": derivative_rank(best, tflat)[0],
         "share": derivative_rank(best, tflat)[1],
         "history": torch.stack(history),
+        "accepted": accepted,
     }
 
 
@@ -393,6 +396,7 @@ def run_planner(
                         "off_D_share_max": float(r.off[b]),
                         "box_excursion_max": float(r.excursion[b]),
                         "derivative_rank": int(res["rank"][b]) if which == "planner" else -1,
+                        "accepted_updates": int(res["accepted"][b]) if which == "planner" else -1,
                         "residual_share_in_range": float(res["share"][b])
                         if which == "planner"
                         else float("nan"),
@@ -425,6 +429,7 @@ def run_planner(
                     "off_D_share_max": float("nan"),
                     "box_excursion_max": 0.0,
                     "derivative_rank": -1,
+                    "accepted_updates": -1,
                     "residual_share_in_range": float("nan"),
                 }
             )
@@ -461,6 +466,7 @@ def run_openness(cnn, data, *, image=0, n_dirs=8, delta=2.0, alpha=0.1, steps=60
                 "crossings": int(res["best"].crossings[b]),
                 "off_D_share_max": float(res["best"].off[b]),
                 "derivative_rank": int(res["rank"][b]),
+                "accepted_updates": int(res["accepted"][b]),
                 "residual_share_in_range": float(res["share"][b]),
             }
         )
