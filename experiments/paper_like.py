@@ -100,7 +100,9 @@ def run_record(name: str, config: ml.TrainConfig, epoch: int) -> dict:
 def summarise(
     distances: np.ndarray, steps: np.ndarray, initial: np.ndarray, budget: int
 ) -> list[dict]:
-    """Per path: distance ratios at 5,000 and at the end, and the late rate of fall.
+    """Per path: distance ratios at half the budget and at the end, and the late rate of fall.
+
+    ``d_5000``/``ratio_5000`` are at half of ``budget`` (step 5,000 of the default 10,000).
 
     ``rate_last1000`` is the fall of the distance over the last 1,000 recorded steps (per
     1,000 steps; positive: still falling); ``steps_to_threshold_at_rate`` is how many more
@@ -167,6 +169,7 @@ def part_algorithm1(args: argparse.Namespace) -> None:
     def on_finish(i: int, row: dict) -> None:
         v, q = cells[i]
         rows[i] = {"pair": q["pair"], "projection": v, **row, "elapsed_s": time.time() - t0}
+        rows[i]["reached"] = int(row["reached"])
 
     def save(steps: torch.Tensor, dists: torch.Tensor) -> None:
         np.savez_compressed(
