@@ -1,14 +1,38 @@
 """The paper's reference algorithms, re-implemented one image at a time, for comparison.
 
-The paper's public code computes each path step for one image with
+The paper's public code (github.com/lucagrementieri/model-manifold, compared at commit
+41042a4c4f7cf702ca6c57fdd20d698c7ed46a52; the book's bibliography entry
+``grementieri2021code``) computes each path step for one image with
 ``torch.autograd.functional.jacobian`` of the log-probabilities, normalises the C gradients
-and projects by least squares on all C of them (a QR-based solver that assumes full column
-rank), builds a complete ``n x n`` QR factorisation for the kernel projection, and measures
-the trace and rank of G with a Python loop over samples. This module re-implements those
-methods from that description (it is not the paper's code) so that the book and the
-benchmarks can compare them with manifoldlib side by side, on the same model and inputs.
+and projects by least squares on all C of them, builds a complete ``n x n`` QR factorisation
+for the kernel projection, and measures the trace and rank of G with a Python loop over
+samples. This module re-implements those methods (written anew, not copied) so that the book
+and the benchmarks can compare them with manifoldlib side by side, on the same model and
+inputs. What it re-implements, from ``model_manifold/inspect.py`` and
+``model_manifold/data_matrix.py`` at that commit:
 
-One difference matters for the results, not only for speed: the C gradients of
+- ``path`` with ``project_tangent`` (``path_tangent``, Algorithm 1): :func:`reference_horizontal_path`
+  and, for one step's projection, :func:`reference_projection`;
+- ``constant_direction`` with ``project_kernel`` (``constant_direction_kernel``, section 4.2):
+  :func:`reference_across_leaves_path`;
+- ``local_data_matrix_trace_rank``: :func:`reference_trace_rank`.
+
+Where it differs: the least-squares driver is fixed to ``gels`` (what the code's old
+``torch.lstsq`` ran on CPU and CUDA until commit a93906d, and what ``torch.linalg.lstsq`` runs
+on CUDA; at the compared commit its CPU default is ``gelsy``); the defaults are smaller
+(``max_steps=1000`` where ``path_tangent`` has 10,000, ``steps=100`` where ``mnist_kernel.py``
+passes 1,000); the clamp takes a ``(low, high)`` range (the code's ``domain_projection``
+clamps to the normalised image of [0, 1], which ``ImageData.pixel_range`` gives); the loop
+stops when the distance is below the threshold where the code's runs while it is above (the
+two differ only at equality); and the scores pass through ``log_softmax`` here where the
+code's network ends with a ``LogSoftmax`` layer. Not re-implemented: ``path_kernel`` and
+``constant_direction_tangent`` (no figure of the paper uses them), ``local_data_matrix`` (the
+full G: :mod:`manifoldlib.geometry` builds it), the training script ``mnist_training.py``
+(:func:`manifoldlib.train` trains with its SGD settings), the CIFAR-10 VGG and its endpoint
+rule (probability at most 0.99), and the plotting.
+
+One difference between the code and the exact projection matters for the results, not only
+for speed: the C gradients of
 ``log p`` are linearly dependent (eq. 4), but the gradient of the most probable class is
 small and computed by cancellation, so in float32 it carries a round-off direction. After
 normalisation that direction becomes a full column, and least squares on all C columns

@@ -61,6 +61,11 @@ SHIPPED_MODELS = DATA_DIR / "models"
 SHIPPED_TABLE = Path(__file__).resolve().parent / "shipped_models.json"
 
 
+#: Settings added after the first trained models, with the defaults that leave them out of
+#: :meth:`TrainConfig.to_dict` (and so out of the cache key).
+_LATER_DEFAULTS: dict[str, object] = {"shift": 0, "epoch_steps": None, "trace_stride": 1}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a trained model (and so its cache key).
@@ -84,6 +89,17 @@ class TrainConfig:
         trace_batch: number of training images in the fixed reference batch.
         trace_method: ``"exact"`` (C backward passes per image) or ``"mc"`` (one, eq. 11).
         augment: random crops and flips (CIFAR-10 only).
+        shift: random shifts of each training image by up to this many pixels in each
+            direction, the freed border filled with the background (MNIST; 0: none). Drawn
+            from the epoch's seeded generator, so training stays deterministic.
+        epoch_steps: SGD steps per epoch (None: one pass over the training set). When set,
+            an epoch walks through as many seeded permutations of the training set as it needs
+            (the paper-like checkpoint: 1,000 steps of 60, as one epoch of full MNIST).
+        trace_stride: the trace's reference batch is every ``trace_stride``-th training image
+            (the first ``trace_batch`` of them); 1: the first ``trace_batch`` images.
+
+    The last three settings enter the cache key only when they differ from their defaults, so
+    the keys (and weights) of every configuration that does not use them are unchanged.
     """
 
     arch: str = "mnist_cnn"
@@ -101,6 +117,9 @@ class TrainConfig:
     trace_batch: int = 1000
     trace_method: str = "exact"
     augment: bool = False
+    shift: int = 0
+    epoch_steps: int | None = None
+    trace_stride: int = 1
 
     def __post_init__(self) -> None:
         check_positive(self.epochs, "epochs", integer=True)
@@ -109,6 +128,13 @@ class TrainConfig:
         check_positive(self.trace_batch, "trace_batch", integer=True)
         if self.trace_every is not None:
             check_positive(self.trace_every, "trace_every", integer=True)
+        if not isinstance(self.shift, int) or self.shift < 0:
+            raise ValueError(f"shift must be a non-negative integer, got {self.shift!r}")
+        if self.shift and self.dataset != "mnist":
+            raise ValueError(f"shift is for MNIST only, got dataset {self.dataset!r}")
+        if self.epoch_steps is not None:
+            check_positive(self.epoch_steps, "epoch_steps", integer=True)
+        check_positive(self.trace_stride, "trace_stride", integer=True)
         if self.trace_method not in ("exact", "mc"):
             raise ValueError(f"trace_method must be 'exact' or 'mc', got {self.trace_method!r}")
         if self.dataset not in ("mnist", "cifar10", "toy"):
@@ -118,6 +144,10 @@ class TrainConfig:
         """A JSON-able dictionary of the configuration."""
         d = dataclasses.asdict(self)
         d["arch_kwargs"] = [list(kv) for kv in self.arch_kwargs]
+        # Settings added later enter only when used, so that older keys stay valid.
+        for name, default in _LATER_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     def key(self) -> str:
@@ -336,10 +366,10 @@ def train(
                 opt.load_state_dict(ckpt["optimizer"])
                 history, start_epoch, checkpoints = ckpt["history"], ckpt["epoch"], found
 
-        ref = data.train_x[: config.trace_batch].to(device)
+        ref = data.train_x[:: config.trace_stride][: config.trace_batch].to(device)
         trace_gen = torch.Generator().manual_seed(config.seed + 1)
         n = len(data.train_y)
-        steps_per_epoch = math.ceil(n / config.batch_size)
+        steps_per_epoch = config.epoch_steps or math.ceil(n / config.batch_size)
         step = start_epoch * steps_per_epoch
         losses: list[float] = []
 
@@ -360,13 +390,21 @@ def train(
         with tqdm(total=total, disable=not progress, desc="training") as bar:
             for epoch in range(start_epoch, config.epochs):
                 gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-                order = torch.randperm(n, generator=gen)
+                if config.epoch_steps is None:
+                    order = torch.randperm(n, generator=gen)
+                    starts = range(0, n, config.batch_size)
+                else:
+                    passes = math.ceil(config.epoch_steps * config.batch_size / n)
+                    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(passes)])
+                    starts = range(0, config.epoch_steps * config.batch_size, config.batch_size)
                 model.train()
-                for i in range(0, n, config.batch_size):
+                for i in starts:
                     idx = order[i : i + config.batch_size]
                     xb, yb = data.train_x[idx], data.train_y[idx]
                     if config.augment:
                         xb = _augment(xb, gen)
+                    if config.shift:
+                        xb = _shift(xb, config.shift, gen)
                     xb, yb = xb.to(device), yb.to(device)
                     opt.zero_grad(set_to_none=True)
                     loss = F.cross_entropy(model(xb), yb)
@@ -409,6 +447,19 @@ def _augment(xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
     padded = F.pad(xb, (4, 4, 4, 4), mode="reflect")
     dx, dy = torch.randint(0, 9, (2, b), generator=gen)
+    h, w = xb.shape[-2:]
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+
+
+def _shift(xb: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to ``shift`` pixels in x and y, filling with the background.
+
+    The background is the batch's smallest pixel value (MNIST's normalised 0).
+    """
+    b = xb.shape[0]
+    fill = float(xb.amin())
+    padded = F.pad(xb, (shift, shift, shift, shift), mode="constant", value=fill)
+    dx, dy = torch.randint(0, 2 * shift + 1, (2, b), generator=gen)
     h, w = xb.shape[-2:]
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
