@@ -29,13 +29,13 @@ Introduced in the chapter "How much of the data lies on one leaf".
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
 import torch
 
 import manifoldlib as ml
+from experiments.records import RunRecord, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
 OUT = Path(__file__).parent / "results"
@@ -119,9 +119,11 @@ def run(model, data, src, tgt, alpha: float, rules: tuple[str, ...]) -> list[dic
 def main() -> None:
     """Run the design and write the CSV and the JSON with the settings and run time."""
     torch.manual_seed(0)
+    record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
     model = ml.cached_train(P.mnist_config(), epoch=P.mnist_epoch, progress=False).model
+    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
     src, tgt = chapter_pairs(len(data.test_y))
     src, tgt = src[:N_PAIRS], tgt[:N_PAIRS]
     t0 = time.perf_counter()
@@ -143,7 +145,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
-    (OUT / "ch12_step_size.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(OUT / "ch12_step_size.json", meta, record)
     print(meta)
 
 
