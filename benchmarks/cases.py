@@ -99,15 +99,9 @@ def load_mnist_model(weights: str = "auto") -> tuple[torch.nn.Module, str]:
 def checkpoint_path(cfg, epoch: int) -> Path:
     """Where ``training`` keeps the checkpoint of ``epoch`` for ``cfg``.
 
-    Asks ``manifoldlib.training.checkpoint_path`` (the cache layout belongs to training);
-    until that function exists, the layout documented in ``cached_train``.
+    Asks ``manifoldlib.training.checkpoint_path`` (the cache layout belongs to training).
     """
-    from manifoldlib import training
-
-    path_of = getattr(training, "checkpoint_path", None)
-    if path_of is not None:
-        return Path(path_of(cfg, epoch=epoch))
-    return ml.data_home() / "models" / f"{cfg.arch}-{cfg.key()}" / f"epoch-{epoch:03d}.pt"
+    return ml.training.checkpoint_path(cfg, epoch)
 
 
 def reference_trace_only(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,16 @@ import torch
 import manifoldlib as ml
 from benchmarks import cases, floor, report
 from benchmarks.harness import load_average, machine_info, median
+from experiments.records import RunRecord
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTS = ("horizontal", "across", "trace", "spectrum", "pipeline")
 
 
-def save(res: dict, out: Path, name: str) -> None:
+def save(res: dict, out: Path, name: str, record: RunRecord | None = None) -> None:
+    """Write ``res`` as ``name.json``, with the run record (finished now) when given."""
+    if record is not None:
+        res["run_record"] = record.finish()
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(res, indent=1, default=str))
 
@@ -73,11 +77,15 @@ def main(argv: list[str] | None = None) -> dict:
         print(msg, flush=True)
 
     torch.manual_seed(0)
+    record = RunRecord.start()
     res: dict = {"mode": mode, "device": device, "sizes": dataclasses.asdict(sizes)}
     res["machine"] = machine_info()
     model, weights = cases.load_mnist_model(args.weights)
     model = model.to(device)
     res["weights"] = weights
+    if not weights.startswith("random"):
+        P = ml.current_profile()
+        record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
     data = ml.load_mnist(ml.current_profile().mnist_source)
     log(
         f"machine: {res['machine']['cpu_model']}, threads {torch.get_num_threads()}, "
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         log(name)
         res[name] = fn()
         res[name]["load_average_after"] = load_average()
-        save(res, args.out, f"partial-{mode}")
+        save(res, args.out, f"partial-{mode}", record)
     sg2 = floor.sgemm_rate(device)  # again at the end: the floor uses both (load drifts)
     rate = median([sg["median_rate_wall"], sg2["median_rate_wall"]])
     rate_cpu = median([sg["median_rate_cpu"], sg2["median_rate_cpu"]])
@@ -118,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "spectrum" not in skip:
         log("spectrum")
         res["spectrum"] = cases.bench_spectrum(torch.get_num_threads(), log, quick=args.quick)
-        save(res, args.out, f"partial-{mode}")
+        save(res, args.out, f"partial-{mode}", record)
     if "pipeline" not in skip and "trace" in res:
         log("Figure 2 pipeline")
         ref_spi = 1.0 / res["trace"]["reference"]["median_rate_wall"]
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     text = report.markdown(res)
     for name in (f"{mode}-{stamp}", f"latest-{mode}"):
-        save(res, args.out, name)
+        save(res, args.out, name, record)
         (args.out / f"{name}.md").write_text(text)
     (args.out / f"partial-{mode}.json").unlink(missing_ok=True)
     log("")

@@ -30,7 +30,8 @@ def key_figures(res: dict) -> dict:
     sp = (res.get("spectrum") or {}).get("imagenet/lowrank") or {}
     return {
         "date_utc": res["machine"]["date_utc"],
-        "commit": res["machine"].get("commit"),
+        # the run record's full commit; runs written before it: the harness's short SHA
+        "commit": (res.get("run_record") or {}).get("commit") or res["machine"].get("git_commit"),
         "load_start": (res["machine"].get("load_average_start") or [None])[0],
         "sgemm_gflops": fl["sgemm_gflops_wall"],
         "floor_ms": fl["floor_ms_wall"],

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
@@ -54,8 +53,9 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
+from experiments.records import RunRecord, write_json
 from manifoldlib.algorithm1 import algorithm1_paths, logprob_columns
-from manifoldlib.training import load_checkpoint
+from manifoldlib.training import checkpoint_path, load_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAIN_CELLS = [
@@ -110,8 +110,7 @@ def load_model(config, epoch: int):
     ``cached_train`` trains when the last epoch is not cached yet; this study must never
     train, so it reads the epoch's checkpoint file directly.
     """
-    folder = ml.data_home() / "models" / f"{config.arch}-{config.key()}"
-    path = folder / f"epoch-{epoch:03d}.pt"
+    path = checkpoint_path(config, epoch)
     if not path.is_file():
         return None
     model = config.build()
@@ -406,7 +405,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
+    record = RunRecord.start()
     model = load_model(P.mnist_config(), P.mnist_epoch)
+    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
     pairs = choose_pairs(model, data, args.pairs)
     tag = args.tag or args.part
     t0 = time.time()
@@ -423,7 +424,7 @@ def main() -> None:
         cells = MAIN_CELLS if args.cells == "full" else CORE_CELLS
         meta["cells"] = cells
         meta["window_length"] = args.window_length
-        (RESULTS / f"algorithm1_{tag}.json").write_text(json.dumps(meta, indent=1))
+        write_json(RESULTS / f"algorithm1_{tag}.json", meta, record)
         run_design(
             model,
             data,
@@ -505,6 +506,7 @@ def main() -> None:
         meta["checkpoints"] = {name: [cfg.key(), ep] for name, cfg, ep in models}
         for name, cfg, ep in models:
             m = load_model(cfg, ep)  # never trains
+            record.checkpoint(name, cfg, ep)
             if m is None:
                 print(f"{name}: checkpoint epoch {ep} of {cfg.key()} not cached; skipped")
                 meta[f"missing_{name}"] = True
@@ -573,7 +575,7 @@ def main() -> None:
         )
 
     meta["run_time_s"] = round(time.time() - t0, 1)
-    (RESULTS / f"algorithm1_{tag}.json").write_text(json.dumps(meta, indent=1))
+    write_json(RESULTS / f"algorithm1_{tag}.json", meta, record)
     print(f"{args.part}: {meta['run_time_s']} s")
 
 

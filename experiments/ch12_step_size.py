@@ -29,14 +29,13 @@ Introduced in the chapter "How much of the data lies on one leaf".
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import time
 from pathlib import Path
 
 import torch
 
 import manifoldlib as ml
+from experiments.records import RunRecord, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
 OUT = Path(__file__).parent / "results"
@@ -117,20 +116,16 @@ def run(model, data, src, tgt, alpha: float, rules: tuple[str, ...]) -> list[dic
     return rows
 
 
-def checkpoint_sha256(config: ml.TrainConfig, epoch: int) -> str | None:
-    """SHA-256 of the shipped checkpoint the run used (None if it computed on another)."""
-    path = ml.shipped_checkpoint(config, epoch)
-    return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def main() -> None:
     """Run the design and write the CSV and the JSON with the settings and run time."""
     torch.manual_seed(0)
+    record = RunRecord.start()
     P = ml.current_profile()
     # Float64, as the chapter: the distances then agree across CPUs (float32 paths moved the
     # re-run slice by 0.003 of the initial distance under another kernel set).
     data = ml.load_mnist(P.mnist_source).to(torch.float64)
     model = ml.cached_train(P.mnist_config(), epoch=P.mnist_epoch, progress=False).model.double()
+    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
     src, tgt = chapter_pairs(len(data.test_y))
     src, tgt = src[:N_PAIRS], tgt[:N_PAIRS]
     t0 = time.perf_counter()
@@ -150,11 +145,10 @@ def main() -> None:
         "design": [[a, list(r)] for a, r in DESIGN],
         "threads": torch.get_num_threads(),
         "dtype": "float64",
-        "checkpoint_sha256": checkpoint_sha256(P.mnist_config(), P.mnist_epoch),
         "seconds": round(time.perf_counter() - t0),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
-    (OUT / "ch12_step_size.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(OUT / "ch12_step_size.json", meta, record)
     print(meta)
 
 

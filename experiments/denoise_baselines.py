@@ -28,7 +28,6 @@ took 18 minutes; wall-clock seconds per stage in ``denoise_run.json``).
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,8 @@ from pathlib import Path
 import torch
 
 import manifoldlib as ml
-from experiments.ood_baselines import load_cached_model
+from experiments.ood_baselines import load_cached_model, model_config
+from experiments.records import RunRecord, write_json
 from manifoldlib import denoise, ood
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -72,11 +72,13 @@ def validation_set(clean_px, max_norm, seed):
 def main(n_img: int = 200) -> None:
     """Run every method on every noise and write the summary table."""
     t0 = time.perf_counter()
+    record = RunRecord.start()
     times = {}
     torch.manual_seed(0)
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
     model = load_cached_model(0)
+    record.checkpoint("mnist", model_config(0), P.mnist_epoch)
     if model is None:
         raise SystemExit("the book model is not in the cache yet")
     gen = torch.Generator().manual_seed(14)
@@ -205,7 +207,7 @@ def main(n_img: int = 200) -> None:
         "threads": torch.get_num_threads(),
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
-    (RESULTS / "denoise_run.json").write_text(json.dumps(run, indent=1) + "\n")
+    write_json(RESULTS / "denoise_run.json", run, record)
     print(f"wrote {RESULTS}/denoise_* ({time.perf_counter() - t0:.0f} s)")
 
 

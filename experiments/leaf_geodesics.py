@@ -20,13 +20,13 @@ the CPU time stored in ``leaf_geodesics.json`` (about 7 CPU-minutes, one thread,
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
 import torch
 
 import manifoldlib as ml
+from experiments.records import RunRecord, write_json
 from manifoldlib.geodesics import leaf_geodesic, sphere_embedding
 
 OUT = Path(__file__).parent / "results"
@@ -112,9 +112,11 @@ def main(n_pairs: int = 60, path_steps: int = 300, lift_steps: int = 48) -> None
     """Run the experiment and write the CSV and a JSON of the settings and run time."""
     torch.manual_seed(0)
     t0, c0 = time.time(), time.process_time()
+    record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
     model = ml.cached_train(P.mnist_config(), epoch=P.mnist_epoch, progress=False).model
+    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
     src, tgt = pairs(data.test_y, n_pairs, seed=16)
     rows = run(model, data, src, tgt, path_steps=path_steps, lift_steps=lift_steps)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -132,7 +134,7 @@ def main(n_pairs: int = 60, path_steps: int = 300, lift_steps: int = 48) -> None
         "cpu_seconds": round(time.process_time() - c0),
         "threads": torch.get_num_threads(),
     }
-    (OUT / "leaf_geodesics.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(OUT / "leaf_geodesics.json", meta, record)
     print(meta, flush=True)
 
 

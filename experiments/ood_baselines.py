@@ -39,10 +39,20 @@ from pathlib import Path
 import torch
 
 import manifoldlib as ml
+from experiments.records import RunRecord, write_json
 from manifoldlib import ood
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood_baselines.csv"
-FIELDS = ["seed", "set", "score", "auroc", "fpr95", "diff_vs_r1", "se_vs_r1", "p_vs_r1"]
+FIELDS = ["seed", "profile", "set", "score", "auroc", "fpr95", "diff_vs_r1", "se_vs_r1", "p_vs_r1"]
+
+
+def model_config(seed: int) -> ml.TrainConfig:
+    """The configuration of seed ``seed``'s model (see :func:`load_cached_model`)."""
+    P = ml.current_profile()
+    config = P.mnist_config()
+    if seed != 0:
+        config = dataclasses.replace(config, seed=seed, epochs=P.mnist_epoch)
+    return config
 
 
 def load_cached_model(seed: int):
@@ -54,11 +64,8 @@ def load_cached_model(seed: int):
     checkpoint is missing (this script never trains).
     """
     P = ml.current_profile()
-    config = P.mnist_config()
-    if seed != 0:
-        config = dataclasses.replace(config, seed=seed, epochs=P.mnist_epoch)
-    folder = ml.data_home() / "models" / f"{config.arch}-{config.key()}"
-    if not (folder / f"epoch-{config.epochs:03d}.pt").is_file():
+    config = model_config(seed)
+    if not ml.training.checkpoint_path(config).is_file():
         return None
     return ml.cached_train(config, epoch=P.mnist_epoch, progress=False).model
 
@@ -132,12 +139,14 @@ def all_scores(model, data, x, train_feats, fit, gen):
     }
 
 
-def run_seed(seed: int, data) -> tuple[list[dict], dict]:
+def run_seed(seed: int, data) -> tuple[list[dict], dict, RunRecord | None]:
     """All rows of one seed's model and the run's settings and times; ([], {}) if uncached."""
     model = load_cached_model(seed)
     if model is None:
         print(f"seed {seed}: model not in the cache yet, skipped", flush=True)
-        return [], {}
+        return [], {}, None
+    record = RunRecord.start()
+    record.checkpoint(f"seed{seed}", model_config(seed), ml.current_profile().mnist_epoch)
     torch.manual_seed(0)
     t0, c0 = time.perf_counter(), time.process_time()
     P = ml.current_profile()
@@ -156,6 +165,7 @@ def run_seed(seed: int, data) -> tuple[list[dict], dict]:
             rows.append(
                 {
                     "seed": seed,
+                    "profile": ml.current_profile().name,
                     "set": name,
                     "score": score,
                     "auroc": f"{ml.auroc(s_in[score], s_out[score]):.4f}",
@@ -177,7 +187,34 @@ def run_seed(seed: int, data) -> tuple[list[dict], dict]:
         "threads": torch.get_num_threads(),
         "date_utc": time.strftime("%Y-%m-%d", time.gmtime()),
     }
-    return rows, meta
+    return rows, meta, record
+
+
+def merge_seed_files(folder: Path) -> list[dict]:
+    """The rows of every ``ood_baselines-seed*.csv`` in ``folder``, refusing mixed runs.
+
+    Each seed's JSON names the run that wrote its CSV (its ``run_record``: commit, profile;
+    files older than the record carry only ``profile``). Rows from different profiles, or from
+    runs of different commits, are refused with a ValueError naming the files: a stale seed
+    file must be re-run or removed, never merged silently.
+    """
+    merged, origins = [], {}
+    for path in sorted(folder.glob("ood_baselines-seed*.csv")):
+        meta = json.loads(path.with_suffix(".json").read_text())
+        rec = meta.get("run_record", {})
+        origins[path.name] = (rec.get("profile", meta.get("profile")), rec.get("commit"))
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                row.setdefault("profile", origins[path.name][0])
+                if row["profile"] != origins[path.name][0]:
+                    raise ValueError(f"{path.name}: a row of profile {row['profile']!r}")
+                merged.append(row)
+    if len(set(origins.values())) > 1:
+        raise ValueError(
+            "ood_baselines seed files come from different runs (profile, commit): "
+            f"{origins}; re-run the stale seeds or remove their files"
+        )
+    return merged
 
 
 def main(seeds: list[int]) -> None:
@@ -185,18 +222,14 @@ def main(seeds: list[int]) -> None:
     data = ml.load_mnist(ml.current_profile().mnist_source)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
-        rows, meta = run_seed(seed, data)
+        rows, meta, record = run_seed(seed, data)
         if rows:
-            path = RESULTS.parent / f"ood_baselines-seed{seed}.json"
-            path.write_text(json.dumps(meta, indent=1) + "\n")
+            write_json(RESULTS.parent / f"ood_baselines-seed{seed}.json", meta, record)
             with (RESULTS.parent / f"ood_baselines-seed{seed}.csv").open("w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=FIELDS)
                 writer.writeheader()
                 writer.writerows(rows)
-    merged = []
-    for path in sorted(RESULTS.parent.glob("ood_baselines-seed*.csv")):
-        with path.open() as f:
-            merged.extend(csv.DictReader(f))
+    merged = merge_seed_files(RESULTS.parent)
     with RESULTS.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()

@@ -212,7 +212,8 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     The geometry is defined for a fixed function x -> p(y|x, w): dropout would make it random
     and batch-norm in training mode would couple the samples of a batch. So every routine
-    computes in eval mode, and a model found in training mode is put back as it was.
+    computes in eval mode, and afterwards every submodule is put back in its own mode (a model
+    in training mode with a frozen BatchNorm in eval mode comes back exactly so).
 
     Args:
         model: the network.
@@ -220,10 +221,10 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     Yields:
         The same model, in eval mode.
     """
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        if was_training:
-            model.train()
+        for m, training in modes:  # each submodule's own mode (a frozen BatchNorm stays eval)
+            m.training = training

@@ -179,15 +179,17 @@ class StallDetector:
     Introduced in the chapter "Horizontal paths on the data leaf".
     """
 
-    def __init__(self, batch: int, window: int, rel: float = 1e-3) -> None:
+    def __init__(
+        self, batch: int, window: int, rel: float = 1e-3, device: torch.device | str = "cpu"
+    ) -> None:
         check_positive(window, "window", integer=True)
         self.window, self.rel = window, rel
-        self.best = torch.full((batch,), float("inf"), dtype=torch.float64)
-        self.best_step = torch.zeros(batch, dtype=torch.long)
+        self.best = torch.full((batch,), float("inf"), dtype=torch.float64, device=device)
+        self.best_step = torch.zeros(batch, dtype=torch.long, device=device)
 
     def update(self, idx: torch.Tensor, dist: torch.Tensor, step: int) -> torch.Tensor:
         """Record ``dist`` ``(k,)`` of paths ``idx`` at ``step``; ``(k,)`` True where stalled."""
-        d = dist.detach().double().cpu()
+        d = dist.detach().double().to(self.best.device)
         better = d < self.best[idx] * (1 - self.rel)
         self.best[idx] = torch.where(better, d, self.best[idx])
         self.best_step[idx] = torch.where(better, step, self.best_step[idx])
@@ -321,16 +323,17 @@ def algorithm1_paths(
     reached = dist <= threshold
     active = ~reached
     reasons = ["reached" if r else "max_steps" for r in reached.tolist()]
-    steps = torch.zeros(b, dtype=torch.long)
-    plen = torch.zeros(b, dtype=torch.float64)
-    stall = torch.full((b,), -1, dtype=torch.long)
-    falls = torch.zeros(3, b, dtype=torch.float64)
+    dev = x.device  # every bookkeeping tensor lives on the data's device
+    steps = torch.zeros(b, dtype=torch.long, device=dev)
+    plen = torch.zeros(b, dtype=torch.float64, device=dev)
+    stall = torch.full((b,), -1, dtype=torch.long, device=dev)
+    falls = torch.zeros(3, b, dtype=torch.float64, device=dev)
     late: list[list[float]] = [[] for _ in range(b)]
-    detector = StallDetector(b, stall_window, stall_rel) if stall_window else None
+    detector = StallDetector(b, stall_window, stall_rel, dev) if stall_window else None
     if detector is not None:
-        detector.update(torch.arange(b), dist, 0)
+        detector.update(torch.arange(b, device=dev), dist, 0)
     rec_steps, rec = [0], [dist.clone()]
-    clamp_mask = torch.tensor(clamps)
+    clamp_mask = torch.tensor(clamps, device=dev)
     shape = (-1,) + (1,) * (x.dim() - 1)
 
     def finish(i: int) -> None:
@@ -372,7 +375,7 @@ def algorithm1_paths(
             delta = target[idx] - xa
             v = torch.empty_like(delta)
             for method in set(projs[i] for i in idx.tolist()):
-                sel = torch.tensor([projs[i] == method for i in idx.tolist()])
+                sel = torch.tensor([projs[i] == method for i in idx.tolist()], device=dev)
                 v[sel] = project(jac[sel], logp[sel], delta[sel], method, rtol=rtol)
             vnorm = v.flatten(1).norm(dim=1)
             length = step_lengths(vnorm, step_size, [rules[i] for i in idx.tolist()])

@@ -571,18 +571,21 @@ def matched_isotropic_noise(
     """
     check_tensor(x, "x", min_dim=2)
     check_finite(x, "x")
-    norms = torch.as_tensor(norms, dtype=torch.float64).flatten()
+    norms = torch.as_tensor(norms, dtype=torch.float64, device=x.device).flatten()
     if norms.shape[0] != x.shape[0] or (norms < 0).any():
         raise ValueError("norms must hold one non-negative norm per image")
     xd = x.double()
-    e = torch.randn(x.shape, generator=generator, dtype=torch.float64)
+    # drawn on the generator's device (a CPU generator gives the same draws everywhere)
+    gen_device = generator.device if generator is not None else x.device
+    e = torch.randn(x.shape, generator=generator, dtype=torch.float64, device=gen_device)
+    e = e.to(x.device)
     e = e / e.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
     shape = (-1, *([1] * (x.dim() - 1)))
 
     def moved(s: torch.Tensor) -> torch.Tensor:
         y = xd + s.view(shape) * e
         if clamp is not None:
-            lo, hi = (torch.as_tensor(c, dtype=torch.float64) for c in clamp)
+            lo, hi = (torch.as_tensor(c, dtype=torch.float64, device=x.device) for c in clamp)
             y = torch.maximum(torch.minimum(y, hi), lo)
         return y
 

@@ -202,11 +202,15 @@ def _walk(
     """
     b = start.shape[0]
     x = start.detach().clone()
-    every = torch.arange(b)
+    every = torch.arange(b, device=x.device)
     dist = distance(x, every)
-    active = dist >= threshold if threshold is not None else torch.ones(b, dtype=torch.bool)
+    active = (
+        dist >= threshold
+        if threshold is not None
+        else torch.ones(b, dtype=torch.bool, device=x.device)
+    )
     reasons = ["max_steps" if a else "reached" for a in active.tolist()]
-    steps_taken = torch.zeros(b, dtype=torch.long)
+    steps_taken = torch.zeros(b, dtype=torch.long, device=x.device)
     records, rec_steps, rec_dist = [x.clone()], [0], [dist.clone()]
     shape = (-1,) + (1,) * (x.dim() - 1)
     with eval_mode(model), tqdm(total=max_steps, disable=not progress, desc=desc) as bar:
@@ -239,7 +243,7 @@ def _walk(
                 rec_steps.append(t)
                 rec_dist.append(dist.clone())
             bar.update(1)
-    reached = torch.tensor([r == "reached" for r in reasons])
+    reached = torch.tensor([r == "reached" for r in reasons], device=x.device)
     return _finish(model, records, rec_steps, rec_dist, steps_taken, reached, reasons)
 
 

@@ -271,6 +271,29 @@ def _atomic_save(obj: object, path: Path) -> None:
         raise
 
 
+def checkpoint_path(
+    config: TrainConfig, epoch: int | None = None, *, cache_dir: str | os.PathLike | None = None
+) -> Path:
+    """Where :func:`cached_train` keeps the checkpoint of ``config`` at ``epoch``.
+
+    The one way for scripts to find a cached checkpoint (to check that it exists without
+    training, or to hash it): never build the path by hand.
+
+    Args:
+        config: the training configuration.
+        epoch: the epoch (default: the last, ``config.epochs``).
+        cache_dir: the cache root (default ``data_home()/models``, as :func:`cached_train`).
+
+    Returns:
+        The path of ``epoch-NNN.pt`` (it may not exist yet).
+
+    Introduced in the chapter "The pipeline end to end".
+    """
+    root = Path(cache_dir) if cache_dir is not None else data_home() / "models"
+    want = config.epochs if epoch is None else epoch
+    return root / f"{config.arch}-{config.key()}" / f"epoch-{want:03d}.pt"
+
+
 def load_checkpoint(path: str | os.PathLike, config: TrainConfig | None = None) -> dict:
     """Load a checkpoint written by :func:`train`, checking that it fits ``config``.
 
@@ -291,7 +314,7 @@ def load_checkpoint(path: str | os.PathLike, config: TrainConfig | None = None) 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ValueError(f"cannot read checkpoint {path}: {err} (corrupt or truncated?)") from err
     if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:

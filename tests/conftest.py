@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -59,3 +61,30 @@ def x_mlp():
 @pytest.fixture
 def x_cnn():
     return torch.randn(5, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ci_required: must run in CI (CI=true): a skip there is a failure"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``CI=true`` a skipped browser or ``ci_required`` test is a failure.
+
+    A reader's run skips with the reason (no Chromium, no ../shared); CI must not, or a broken
+    install would hide the tests it is there to run.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") != "true" or not report.skipped:
+        return
+    if (
+        item.get_closest_marker("browser") is None
+        and item.get_closest_marker("ci_required") is None
+    ):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"CI=true, so this test must run, but it was skipped: {reason}"

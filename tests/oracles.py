@@ -19,6 +19,7 @@ from torch.autograd.functional import jacobian
 
 __all__ = [
     "ref_G",
+    "ref_activation_pattern",
     "ref_fisher",
     "ref_jacobian",
     "ref_kernel_residual",
@@ -88,4 +89,47 @@ def ref_kernel_residual(model, a, x):
         v = row_basis(j)
         delta = (xi - ai).flatten()
         out.append((delta - v.T @ (v @ delta)).norm())
+    return torch.stack(out)
+
+
+def ref_activation_pattern(model, x):
+    """``(B, m)`` bools: which ReLU units are on and which max-pool inputs win, per sample.
+
+    Two points with the same pattern lie in one linear region of a ReLU/max-pool network (the
+    network is affine there). Recorded with forward hooks, one sample at a time.
+    """
+    out = []
+    for xi in x:
+        parts = []
+
+        def relu_hook(module, inputs, output, parts=parts):
+            parts.append((output > 0).flatten())
+
+        def pool_hook(module, inputs, output, parts=parts):
+            _, idx = F.max_pool2d(
+                inputs[0],
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.dilation,
+                ceil_mode=module.ceil_mode,
+                return_indices=True,
+            )
+            parts.append(idx.flatten())
+
+        handles = []
+        for m in model.modules():
+            if isinstance(m, torch.nn.ReLU):
+                handles.append(m.register_forward_hook(relu_hook))
+            elif isinstance(m, torch.nn.MaxPool2d):
+                handles.append(m.register_forward_hook(pool_hook))
+        try:
+            with torch.no_grad():
+                model(xi.unsqueeze(0))
+        finally:
+            for h in handles:
+                h.remove()
+        if not parts:
+            raise ValueError("the model has no nn.ReLU or nn.MaxPool2d module to record")
+        out.append(torch.cat([p.long() for p in parts]))
     return torch.stack(out)

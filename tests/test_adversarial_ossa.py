@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_geometry import ref_G, ref_jacobian
+from oracles import ref_G, ref_jacobian
 
 from manifoldlib.adversarial import ossa_direction
 

@@ -117,7 +117,8 @@ def test_plot_functions_draw_without_error(mlp, x_mlp, tmp_path):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).double().eval()
     res = ml.horizontal_path(model, images.double(), images.flip(0).double(), max_steps=3)
     fig = ml.plot.path_strip(res, 1, frames=3, classes=["a", "b", "c"], target=images[0])
-    assert len(fig.axes) == 3 + 1 or len(fig.axes) == res.points.shape[0] + 1
+    assert res.points.shape[0] >= 3  # enough records for three frames
+    assert len(fig.axes) == 3 + 1  # three frames and the target
     fig2 = ml.plot.show_images(images, ["x", "y", "z"], ncols=2, title="t")
     assert len(fig2.axes) == 4
     ax = ml.plot.trace_curve({"step": [0, 1, 2], "trace": [1.0, 2.0, 1.5]})

@@ -7,6 +7,7 @@ argument, never another exception or a silently wrong result.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import warnings
 
@@ -38,8 +39,8 @@ def _probs(model, x):
 
 
 def _path_points(x):
-    """Two records (R = 2) of paths starting at x."""
-    return torch.stack([x, x]) if isinstance(x, torch.Tensor) else x
+    """Two records (R = 2) of paths starting at x, the second a step to the next point."""
+    return torch.stack([x, x.roll(1, 0)]) if isinstance(x, torch.Tensor) and x.dim() else x
 
 
 #: Every public function that takes a model, called on a model and a batch x (the test
@@ -51,7 +52,7 @@ TAKES_A_MODEL = {
     "local_data_lowrank": lambda m, x: ml.local_data_lowrank(m, x),
     "local_fisher_lowrank": lambda m, x: ml.local_fisher_lowrank(m, x),
     "local_fisher_matrix": lambda m, x: ml.local_fisher_matrix(m, x),
-    "trace_mc": lambda m, x: ml.trace_mc(m, x),
+    "trace_mc": lambda m, x: ml.trace_mc(m, x, generator=torch.Generator().manual_seed(0)),
     "mean_trace": lambda m, x: ml.mean_trace(m, x).mean,
     "log_probabilities": lambda m, x: ml.log_probabilities(m, x),
     "tangent_basis": lambda m, x: ml.tangent_basis(m, x),
@@ -166,19 +167,49 @@ def test_every_function_refuses_a_non_module(fn):
         TAKES_A_MODEL[fn](lambda z: z, torch.zeros(2, 5, dtype=torch.float64))
 
 
+def _leaves(obj) -> tuple[list[torch.Tensor], list[str]]:
+    """The tensors (numbers as 0-d tensors) and strings inside a result, in a fixed order."""
+    if isinstance(obj, torch.Tensor):
+        return [obj], []
+    if isinstance(obj, bool | int | float):
+        return [torch.tensor(float(obj), dtype=torch.float64)], []
+    if isinstance(obj, str):
+        return [], [obj]
+    if dataclasses.is_dataclass(obj):
+        obj = [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+    if isinstance(obj, list | tuple):
+        tensors, strings = [], []
+        for item in obj:
+            t, s = _leaves(item)
+            tensors += t
+            strings += s
+        return tensors, strings
+    if obj is None:
+        return [], []
+    raise TypeError(f"no comparison for a {type(obj).__name__}")
+
+
 @pytest.mark.parametrize("fn", TAKES_A_MODEL, ids=str)
 def test_training_mode_with_dropout_is_computed_in_eval_mode_and_restored(fn):
+    """Every result (tensors, numbers, the tensors in records and tuples) is that of eval mode.
+
+    Fails if ``eval_mode`` leaves the model in training mode: dropout (p = 0.5) then changes
+    the numbers, and ``trace_mc`` with the same generator draws the same probes.
+    """
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3)).double()
     x = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     model.eval()
-    random = fn in ("trace_mc",)
-    ref = TAKES_A_MODEL[fn](model, x) if not random else None
+    ref_t, ref_s = _leaves(TAKES_A_MODEL[fn](model, x))
     model.train()
-    got = TAKES_A_MODEL[fn](model, x) if not random else None
-    assert model.training, "the model's mode was not restored"
-    if isinstance(ref, torch.Tensor):
-        torch.testing.assert_close(got, ref)  # dropout was off: deterministic
+    torch.manual_seed(5)  # dropout, were it on, would draw other masks than a second eval run
+    got_t, got_s = _leaves(TAKES_A_MODEL[fn](model, x))
+    assert model.training and all(m.training for m in model.modules()), "mode not restored"
+    assert ref_t, f"{fn}: nothing to compare"
+    assert got_s == ref_s
+    assert len(got_t) == len(ref_t)
+    for g, r in zip(got_t, ref_t, strict=True):
+        torch.testing.assert_close(g, r, equal_nan=True)  # dropout was off: deterministic
 
 
 @SETTINGS

@@ -51,6 +51,7 @@ def test_environment_variable_still_wins(tmp_path, monkeypatch):
     assert ml.load_cifar10().source == str(tmp_path / "c")
 
 
+@pytest.mark.ci_required
 @pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared CIFAR-10 folder beside the clone")
 def test_bundled_decodes_to_the_source_pixels_and_the_packer_reproduces_it(tmp_path):
     a = ml.load_cifar10("bundled", train_per_class=40, test_per_class=20)

@@ -230,6 +230,16 @@ def test_train_mode_model_is_evaluated_in_eval_mode_and_restored(cnn, x_cnn):
     torch.testing.assert_close(got, expected)
 
 
+def test_eval_mode_restores_each_submodule_to_its_own_mode(cnn, x_cnn):
+    """A model in training mode with a frozen BatchNorm (eval) comes back exactly so."""
+    cnn.train()
+    cnn.body[1].eval()  # frozen BatchNorm, as in fine-tuning
+    before = {name: m.training for name, m in cnn.named_modules()}
+    ml.logprob_jacobian(cnn, x_cnn)
+    assert {name: m.training for name, m in cnn.named_modules()} == before
+    assert cnn.training and not cnn.body[1].training
+
+
 def test_geometry_runs_in_float32_and_float64(mlp, x_mlp):
     g64 = ml.local_data_lowrank(mlp, x_mlp).trace()
     g32 = ml.local_data_lowrank(mlp.float(), x_mlp.float()).trace()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from oracles import ref_G, ref_jacobian
 from torch import nn
 
 import manifoldlib as ml
@@ -60,9 +61,7 @@ def test_lazy_route_matches_float64_dense_G():
     x = torch.randn(1, 3, 16, 16, dtype=torch.float64)
     g = ml.local_data_lowrank(model, x)
     assert type(g).__name__ == "_ScoreJacobianPSD"
-    jac = ml.logprob_jacobian(model, x).flatten(2)[0]  # (C, n)
-    p = ml.log_probabilities(model, x)[0].exp()
-    dense = (jac.T * p) @ jac
+    dense = ref_G(model, x)[0]  # the float64 oracle's dense G (eq. 6)
     lam_dense = torch.linalg.eigvalsh(dense).flip(0)[: classes - 1]
     torch.testing.assert_close(
         g.eigenvalues()[0], lam_dense, rtol=1e-7, atol=1e-10 * float(lam_dense[0])
@@ -86,7 +85,7 @@ def test_difference_jacobian_is_helmert_rows_of_the_score_jacobian(batch):
         _jac.project(rows, v, differences=True), _jac.project(jac, v), rtol=1e-10, atol=1e-12
     )
     # the projection is the orthogonal projector on the span of grad log p_i (float64 oracle)
-    g = ml.logprob_jacobian(model, x).flatten(2)  # (B, C, n)
+    g = ref_jacobian(model, x).flatten(2)  # (B, C, n), the oracle's autograd Jacobian
     q = torch.linalg.pinv(g.transpose(1, 2))  # (B, C, n)
     p = (g.transpose(1, 2) @ q @ v.flatten(1).unsqueeze(2)).reshape(v.shape)
     torch.testing.assert_close(ml.tangent_projection(model, x, v), p, rtol=1e-7, atol=1e-9)
@@ -94,8 +93,6 @@ def test_difference_jacobian_is_helmert_rows_of_the_score_jacobian(batch):
 
 def test_metric_factor_from_difference_rows_matches_float64_G():
     """A = (H^T M H)^(1/2) H^T S gives G = A^T A, the float64 oracle's G (eq. 6)."""
-    from tests.oracles import ref_G
-
     model = _net(7, torch.float64)
     x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
     rows, logp = _jac.difference_jacobian(model, x)

@@ -1,0 +1,84 @@
+"""Run records of experiments and benchmarks, the study runner, the per-seed merge."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from experiments import records  # noqa: E402
+from experiments.__main__ import studies  # noqa: E402
+
+
+def test_record_has_the_one_schema_and_real_values(tmp_path):
+    rec = records.RunRecord.start()
+    sum(i * i for i in range(3_000_000))  # some CPU time (0.1 s or more)
+    out = records.write_json(tmp_path / "r.json", {"x": 1}, rec)
+    back = json.loads((tmp_path / "r.json").read_text())
+    assert back == out and back["x"] == 1
+    r = back["run_record"]
+    assert tuple(r) == records.KEYS
+    assert r["schema"] == records.SCHEMA
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    assert r["commit"] == head.stdout.strip() and isinstance(r["dirty"], bool)
+    assert r["wall_s"] >= 0 and r["cpu_s"] > 0 and r["threads"] >= 1
+    assert r["started_utc"] <= r["finished_utc"]
+
+
+def test_checkpoint_hash_is_the_files_sha256(tmp_path):
+    import hashlib
+
+    f = tmp_path / "w.pt"
+    f.write_bytes(b"weights")
+    assert records.sha256_file(f) == hashlib.sha256(b"weights").hexdigest()
+
+
+def test_every_study_is_listed():
+    found = studies()
+    on_disk = {
+        p.stem
+        for p in (ROOT / "experiments").glob("*.py")
+        if "def main(" in p.read_text() and p.stem not in ("__main__", "records")
+    }
+    assert set(found) == on_disk and "ood_baselines" in found
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert all(name in out for name in found)
+
+
+def _seed_files(folder, seed, profile, commit):
+    meta = {"seed": seed, "profile": profile}
+    if commit is not None:
+        meta["run_record"] = {"profile": profile, "commit": commit}
+    (folder / f"ood_baselines-seed{seed}.json").write_text(json.dumps(meta))
+    with (folder / f"ood_baselines-seed{seed}.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, ["seed", "set", "score", "auroc"])
+        w.writeheader()
+        w.writerow({"seed": seed, "set": "a", "score": "s", "auroc": "0.5"})
+
+
+def test_merge_refuses_seeds_from_different_runs(tmp_path):
+    from experiments.ood_baselines import merge_seed_files
+
+    _seed_files(tmp_path, 0, "book", "c1")
+    _seed_files(tmp_path, 1, "book", "c1")
+    rows = merge_seed_files(tmp_path)
+    assert [r["seed"] for r in rows] == ["0", "1"] and {r["profile"] for r in rows} == {"book"}
+    _seed_files(tmp_path, 2, "book", "c2")  # a stale seed from another commit
+    with pytest.raises(ValueError, match="different runs"):
+        merge_seed_files(tmp_path)
+    _seed_files(tmp_path, 2, "paper", "c1")  # another profile
+    with pytest.raises(ValueError, match="different runs"):
+        merge_seed_files(tmp_path)
