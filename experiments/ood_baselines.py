@@ -1,13 +1,19 @@
 """OOD detection: the leaf distance against standard baselines and controls, over training seeds.
 
-Run: ``OMP_NUM_THREADS=1 python -m experiments.ood_baselines [seed ...]`` (default seeds 0 1 2).
-Uses only models already in the cache (see :func:`load_cached_model`); a seed whose model is
-missing is skipped with a message, never trained here.
+Run: ``OMP_NUM_THREADS=1 python -m experiments.ood_baselines [seed ...]`` (default seeds 0 1 2,
+then the book's model at its last epoch, 40). Uses only models already in the cache (see
+:func:`load_cached_model`); a model that is missing is skipped with a message, never trained
+here.
 
 Writes ``experiments/results/ood_baselines-seed<s>.csv`` per seed and merges all of them into
 ``experiments/results/ood_baselines.csv``: one row per (seed, OOD set, score) with
-the AUROC, FPR at 95% TPR and DeLong's paired test of the leaf distance r1 against that score
-(difference r1 - score, its standard error and two-sided p-value).
+the AUROC with its DeLong 95% interval (image-sampling uncertainty), FPR at 95% TPR and
+DeLong's paired test of the leaf distance r1 against that score (difference r1 - score, its
+standard error and two-sided p-value, uncorrected: the chapter applies Holm's correction).
+The scores include a model-free one, the high-frequency energy
+(:func:`manifoldlib.ood.high_frequency_energy`). The same rows for the book's model at epoch
+40 (trained to the end instead of the checkpoint) go to ``ood_baselines-epoch40.csv``, not
+into the merged seed table.
 
 Sets (all offline; for seed 0 the very images and scores of the chapter "Out-of-distribution
 detection by distance from the data leaf", which checks that it reproduces the seed-0 rows of
@@ -22,9 +28,16 @@ profile's.
 Also writes ``experiments/results/ood_baselines-seed<s>.json`` with the run's settings and
 its wall-clock and CPU time (the chapter prints them).
 
-Run time, book profile (measured here 2026-12-02, 2 shared cores, one thread): 21-29 s wall
-and 16-21 CPU-s per seed, 82-84 s for the three seeds with loading, in two runs that gave the
-same CSV files byte for byte; the JSON files hold the last run's times.
+Run time, book profile, one thread: 16-21 CPU-s per seed (2026-12-02, 21-29 s wall, 82-84 s
+for the three seeds with loading, in two runs that gave the same CSV files byte for byte);
+on 2026-12-07 seed 0 and epoch 40 took 14 and 12 CPU-s (179 and 210 s wall: the machine was
+shared by many jobs, load average above 20). The JSON files hold each run's times.
+
+Committed state (2026-12-07): seed 0 and epoch 40 were re-run on the current book checkpoint
+(with the high-frequency score and the AUROC intervals). Seeds 1 and 2 were not: their models
+were not in the cache of the current checkpoints, and this script does not train. Their rows
+(2026-12-02) come from models trained then, and have neither the high-frequency score nor
+the intervals; ``python -m experiments.ood_baselines`` with their models cached refreshes them.
 """
 
 from __future__ import annotations
@@ -42,25 +55,38 @@ import manifoldlib as ml
 from manifoldlib import ood
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood_baselines.csv"
-FIELDS = ["seed", "set", "score", "auroc", "fpr95", "diff_vs_r1", "se_vs_r1", "p_vs_r1"]
+FIELDS = [
+    "seed",
+    "set",
+    "score",
+    "auroc",
+    "auroc_low",
+    "auroc_high",
+    "fpr95",
+    "diff_vs_r1",
+    "se_vs_r1",
+    "p_vs_r1",
+]
 
 
-def load_cached_model(seed: int):
+def load_cached_model(seed: int, epoch: int | None = None):
     """The book's model (seed 0) or one trained like it with another seed, from the cache only.
 
     Seed 0 is ``cached_train(P.mnist_config(), epoch=P.mnist_epoch)``; other seeds are
     ``dataclasses.replace(P.mnist_config(), seed=seed, epochs=P.mnist_epoch)`` (the same
     recipe, trained only to the epoch the chapters use). Returns None while the wanted
-    checkpoint is missing (this script never trains).
+    checkpoint is missing (this script never trains). ``epoch`` (seed 0 only) picks another
+    epoch of the book's training run than the checkpoint, e.g. its last, 40.
     """
     P = ml.current_profile()
     config = P.mnist_config()
     if seed != 0:
         config = dataclasses.replace(config, seed=seed, epochs=P.mnist_epoch)
+    epoch = P.mnist_epoch if epoch is None else epoch
     folder = ml.data_home() / "models" / f"{config.arch}-{config.key()}"
     if not (folder / f"epoch-{config.epochs:03d}.pt").is_file():
         return None
-    return ml.cached_train(config, epoch=P.mnist_epoch, progress=False).model
+    return ml.cached_train(config, epoch=epoch, progress=False).model
 
 
 def cifar_grey(count: int, data) -> torch.Tensor | None:
@@ -129,12 +155,13 @@ def all_scores(model, data, x, train_feats, fit, gen):
         "deep k-NN": ood.knn_feature_score(feats, train_feats, k=10),
         "control: random 9-dim": ood.subspace_residual(anchors, x, random_q),
         "control: local PCA 9-dim": ood.subspace_residual(anchors, x, pca_q),
+        "high-frequency energy": ood.high_frequency_energy(data.to_pixels(x)),
     }
 
 
-def run_seed(seed: int, data) -> tuple[list[dict], dict]:
+def run_seed(seed: int, data, epoch: int | None = None) -> tuple[list[dict], dict]:
     """All rows of one seed's model and the run's settings and times; ([], {}) if uncached."""
-    model = load_cached_model(seed)
+    model = load_cached_model(seed, epoch)
     if model is None:
         print(f"seed {seed}: model not in the cache yet, skipped", flush=True)
         return [], {}
@@ -153,12 +180,15 @@ def run_seed(seed: int, data) -> tuple[list[dict], dict]:
         ref = "leaf distance r1"
         for score in s_in:
             test = ood.delong_test(s_in[ref], s_out[ref], s_in[score], s_out[score])
+            area, low, high = ml.auroc_interval(s_in[score], s_out[score])
             rows.append(
                 {
                     "seed": seed,
                     "set": name,
                     "score": score,
-                    "auroc": f"{ml.auroc(s_in[score], s_out[score]):.4f}",
+                    "auroc": f"{area:.4f}",
+                    "auroc_low": f"{low:.4f}",
+                    "auroc_high": f"{high:.4f}",
                     "fpr95": f"{ood.fpr_at_tpr(s_in[score], s_out[score]):.4f}",
                     "diff_vs_r1": f"{test.difference:.4f}",
                     "se_vs_r1": f"{test.std_error:.4f}",
@@ -168,6 +198,7 @@ def run_seed(seed: int, data) -> tuple[list[dict], dict]:
         print(f"seed {seed}: {name} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     meta = {
         "seed": seed,
+        "epoch": ml.current_profile().mnist_epoch if epoch is None else epoch,
         "profile": ml.current_profile().name,
         "n_in": n_in,
         "n_out": n_out,
@@ -180,19 +211,23 @@ def run_seed(seed: int, data) -> tuple[list[dict], dict]:
     return rows, meta
 
 
-def main(seeds: list[int]) -> None:
-    """Run the seeds, one results file each, then merge every seed's file into one table."""
+def write(rows: list[dict], meta: dict, stem: str) -> None:
+    """One run's rows and settings as ``<stem>.csv`` and ``<stem>.json`` in the results."""
+    (RESULTS.parent / f"{stem}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    with (RESULTS.parent / f"{stem}.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(seeds: list[int], last_epoch: int | None = 40) -> None:
+    """Run the seeds, one results file each, merge them into one table, then the last epoch."""
     data = ml.load_mnist(ml.current_profile().mnist_source)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         rows, meta = run_seed(seed, data)
         if rows:
-            path = RESULTS.parent / f"ood_baselines-seed{seed}.json"
-            path.write_text(json.dumps(meta, indent=1) + "\n")
-            with (RESULTS.parent / f"ood_baselines-seed{seed}.csv").open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
+            write(rows, meta, f"ood_baselines-seed{seed}")
     merged = []
     for path in sorted(RESULTS.parent.glob("ood_baselines-seed*.csv")):
         with path.open() as f:
@@ -202,6 +237,11 @@ def main(seeds: list[int]) -> None:
         writer.writeheader()
         writer.writerows(merged)
     print(f"wrote {RESULTS} ({len(merged)} rows)")
+    if last_epoch is not None:
+        rows, meta = run_seed(0, data, epoch=last_epoch)
+        if rows:
+            write(rows, meta, f"ood_baselines-epoch{last_epoch}")
+            print(f"wrote ood_baselines-epoch{last_epoch}.csv ({len(rows)} rows)")
 
 
 if __name__ == "__main__":
