@@ -43,7 +43,19 @@ from experiments.records import RunRecord, write_json
 from manifoldlib import ood
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood_baselines.csv"
-FIELDS = ["seed", "profile", "set", "score", "auroc", "fpr95", "diff_vs_r1", "se_vs_r1", "p_vs_r1"]
+FIELDS = [
+    "seed",
+    "profile",
+    "set",
+    "score",
+    "auroc",
+    "auroc_low",
+    "auroc_high",
+    "fpr95",
+    "diff_vs_r1",
+    "se_vs_r1",
+    "p_vs_r1",
+]
 
 
 def model_config(seed: int) -> ml.TrainConfig:
@@ -55,19 +67,23 @@ def model_config(seed: int) -> ml.TrainConfig:
     return config
 
 
-def load_cached_model(seed: int):
-    """The book's model (seed 0) or one trained like it with another seed, from the cache only.
+def load_cached_model(seed: int, epoch: int | None = None):
+    """The book's model (seed 0) or one trained like it with another seed, never trained here.
 
-    Seed 0 is ``cached_train(P.mnist_config(), epoch=P.mnist_epoch)``; other seeds are
-    ``dataclasses.replace(P.mnist_config(), seed=seed, epochs=P.mnist_epoch)`` (the same
-    recipe, trained only to the epoch the chapters use). Returns None while the wanted
-    checkpoint is missing (this script never trains).
+    Seed 0 is ``cached_train(P.mnist_config(), epoch=P.mnist_epoch)`` (the repository ships
+    it); other seeds are ``dataclasses.replace(P.mnist_config(), seed=seed,
+    epochs=P.mnist_epoch)`` (the same recipe, trained only to the epoch the chapters use).
+    Returns None while the wanted checkpoint is neither shipped nor cached (this script never
+    trains). ``epoch`` (seed 0 only) picks another epoch of the book's training run than the
+    checkpoint, e.g. its last, 40.
     """
     P = ml.current_profile()
     config = model_config(seed)
-    if not ml.training.checkpoint_path(config).is_file():
+    epoch = P.mnist_epoch if epoch is None else epoch
+    shipped = ml.shipped_checkpoint(config, epoch) is not None
+    if not shipped and not ml.training.checkpoint_path(config).is_file():
         return None
-    return ml.cached_train(config, epoch=P.mnist_epoch, progress=False).model
+    return ml.cached_train(config, epoch=epoch, progress=False).model
 
 
 def cifar_grey(count: int, data) -> torch.Tensor | None:
@@ -136,17 +152,24 @@ def all_scores(model, data, x, train_feats, fit, gen):
         "deep k-NN": ood.knn_feature_score(feats, train_feats, k=10),
         "control: random 9-dim": ood.subspace_residual(anchors, x, random_q),
         "control: local PCA 9-dim": ood.subspace_residual(anchors, x, pca_q),
+        "high-frequency energy": ood.high_frequency_energy(data.to_pixels(x)),
     }
 
 
-def run_seed(seed: int, data) -> tuple[list[dict], dict, RunRecord | None]:
-    """All rows of one seed's model and the run's settings and times; ([], {}) if uncached."""
-    model = load_cached_model(seed)
+def run_seed(
+    seed: int, data, epoch: int | None = None
+) -> tuple[list[dict], dict, RunRecord | None]:
+    """All rows of one seed's model, the run's settings and its record; ([], {}, None) if uncached."""
+    model = load_cached_model(seed, epoch)
     if model is None:
         print(f"seed {seed}: model not in the cache yet, skipped", flush=True)
         return [], {}, None
     record = RunRecord.start()
-    record.checkpoint(f"seed{seed}", model_config(seed), ml.current_profile().mnist_epoch)
+    record.checkpoint(
+        f"seed{seed}",
+        model_config(seed),
+        ml.current_profile().mnist_epoch if epoch is None else epoch,
+    )
     torch.manual_seed(0)
     t0, c0 = time.perf_counter(), time.process_time()
     P = ml.current_profile()
@@ -162,13 +185,16 @@ def run_seed(seed: int, data) -> tuple[list[dict], dict, RunRecord | None]:
         ref = "leaf distance r1"
         for score in s_in:
             test = ood.delong_test(s_in[ref], s_out[ref], s_in[score], s_out[score])
+            area, low, high = ml.auroc_interval(s_in[score], s_out[score])
             rows.append(
                 {
                     "seed": seed,
                     "profile": ml.current_profile().name,
                     "set": name,
                     "score": score,
-                    "auroc": f"{ml.auroc(s_in[score], s_out[score]):.4f}",
+                    "auroc": f"{area:.4f}",
+                    "auroc_low": f"{low:.4f}",
+                    "auroc_high": f"{high:.4f}",
                     "fpr95": f"{ood.fpr_at_tpr(s_in[score], s_out[score]):.4f}",
                     "diff_vs_r1": f"{test.difference:.4f}",
                     "se_vs_r1": f"{test.std_error:.4f}",
@@ -178,6 +204,7 @@ def run_seed(seed: int, data) -> tuple[list[dict], dict, RunRecord | None]:
         print(f"seed {seed}: {name} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     meta = {
         "seed": seed,
+        "epoch": ml.current_profile().mnist_epoch if epoch is None else epoch,
         "profile": ml.current_profile().name,
         "n_in": n_in,
         "n_out": n_out,
@@ -217,24 +244,34 @@ def merge_seed_files(folder: Path) -> list[dict]:
     return merged
 
 
-def main(seeds: list[int]) -> None:
-    """Run the seeds, one results file each, then merge every seed's file into one table."""
+def write(rows: list[dict], meta: dict, record: RunRecord, stem: str) -> None:
+    """One run's rows and settings (with its run record) as ``<stem>.csv`` and ``<stem>.json``."""
+    write_json(RESULTS.parent / f"{stem}.json", meta, record)
+    with (RESULTS.parent / f"{stem}.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(seeds: list[int], last_epoch: int | None = 40) -> None:
+    """Run the seeds, one results file each, merge them into one table, then the last epoch."""
     data = ml.load_mnist(ml.current_profile().mnist_source)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         rows, meta, record = run_seed(seed, data)
         if rows:
-            write_json(RESULTS.parent / f"ood_baselines-seed{seed}.json", meta, record)
-            with (RESULTS.parent / f"ood_baselines-seed{seed}.csv").open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
+            write(rows, meta, record, f"ood_baselines-seed{seed}")
     merged = merge_seed_files(RESULTS.parent)
     with RESULTS.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(merged)
     print(f"wrote {RESULTS} ({len(merged)} rows)")
+    if last_epoch is not None:
+        rows, meta, record = run_seed(0, data, epoch=last_epoch)
+        if rows:
+            write(rows, meta, record, f"ood_baselines-epoch{last_epoch}")
+            print(f"wrote ood_baselines-epoch{last_epoch}.csv ({len(rows)} rows)")
 
 
 if __name__ == "__main__":

@@ -528,8 +528,17 @@ class TraceEstimate:
         values: ``(B,)`` per-input estimates (mean over the samples).
         stderr: ``(B,)`` their standard errors (NaN with a single sample).
         mean: estimate of the batch mean of the trace.
-        mean_stderr: its standard error (over all ``B * samples`` draws).
+        mean_stderr: its standard error as an estimate of the mean trace *of the data
+            distribution* the ``B`` inputs are a sample of: the clustered (between-input plus
+            within-input) error ``std(values) / sqrt(B)``, whose square estimates
+            ``sigma_b^2 / B + sigma_w^2 / (B * samples)`` without bias (``sigma_b^2`` the
+            variance of the exact trace over inputs, ``sigma_w^2`` the mean variance of one
+            draw around it). More draws per input shrink only the second term. With ``B = 1``
+            only the within-input part is known: ``stderr[0]`` (NaN with one sample).
         samples: number of draws of ``y`` per input.
+        batch_stderr: standard error as an estimate of the mean of the exact traces *of these
+            B inputs* (inputs fixed, only the draws random): ``sqrt(sum_b stderr_b^2) / B``;
+            NaN with a single sample (the within-input spread is then unknown).
     """
 
     values: torch.Tensor
@@ -537,6 +546,7 @@ class TraceEstimate:
     mean: float
     mean_stderr: float
     samples: int
+    batch_stderr: float = float("nan")
 
 
 def trace_mc(
@@ -573,18 +583,24 @@ def trace_mc(
         d, _ = _jac.logprob_vjp(model, x, draw, reduce=lambda g: g.flatten(2).pow(2).sum(2))
     # d: (samples, B) squared norms ||grad_x log p_y||^2
     values = d.mean(0)
+    n = values.numel()
     if samples > 1:
         stderr = d.std(0, unbiased=True) / math.sqrt(samples)
+        batch_stderr = float(stderr.pow(2).sum().sqrt() / n)
     else:
         stderr = torch.full_like(values, float("nan"))
-    flat = d.flatten()
-    mean_stderr = (
-        float(flat.std(unbiased=True) / math.sqrt(flat.numel()))
-        if flat.numel() > 1
-        else float("nan")
-    )
+        batch_stderr = float("nan")
+    # Clustered error: the B per-input means are independent, the draws within one input
+    # share its exact trace. Not the std of all B * samples draws over sqrt(B * samples),
+    # which divides the between-input variance by the number of draws too.
+    mean_stderr = float(values.std(unbiased=True) / math.sqrt(n)) if n > 1 else float(stderr[0])
     return TraceEstimate(
-        values.detach(), stderr.detach(), float(values.mean()), mean_stderr, samples
+        values.detach(),
+        stderr.detach(),
+        float(values.mean()),
+        mean_stderr,
+        samples,
+        batch_stderr,
     )
 
 

@@ -14,6 +14,8 @@ the same way:
 - metrics: :func:`fpr_at_tpr` (FPR at 95% TPR) and DeLong's paired test of two AUROCs on the
   same inputs (:func:`delong_covariance`, :func:`delong_test`; DeLong et al., 1988, with the
   midrank algorithm of Sun & Xu, 2014);
+- a model-free score: :func:`high_frequency_energy`, the energy of an image minus its 3 x 3
+  box blur (the measure of pixel noise of the chapter "Noisy leaves");
 - controls that replace the distribution ``D_x`` by another 9-dimensional subspace:
   :func:`subspace_residual` with :func:`random_subspace_basis` or :func:`local_pca_basis`,
   and :func:`matched_isotropic_noise`, isotropic noise with the same norm after clipping as
@@ -55,6 +57,7 @@ __all__ = [
     "fit_class_gaussians",
     "fpr_at_tpr",
     "gradnorm_score",
+    "high_frequency_energy",
     "knn_feature_score",
     "local_pca_basis",
     "mahalanobis_score",
@@ -63,6 +66,28 @@ __all__ = [
     "random_subspace_basis",
     "subspace_residual",
 ]
+
+
+def high_frequency_energy(pixels: torch.Tensor) -> torch.Tensor:
+    """Model-free OOD score: the energy of an image minus its 3 x 3 box blur.
+
+    ``||x - blur(x)||^2`` per image, with ``blur`` the mean over each pixel's 3 x 3
+    neighbourhood (at the border over the neighbours inside the image). Strokes of a digit are
+    smooth at that scale, pixel noise is not, so the score is large for noisy images.
+
+    Args:
+        pixels: ``(B, channels, H, W)`` images in pixel units (e.g. ``data.to_pixels(x)``).
+
+    Returns:
+        ``(B,)`` scores, larger = more high-frequency energy.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    check_tensor(pixels, "pixels", min_dim=4)
+    if pixels.dim() != 4:
+        raise ValueError(f"pixels must be (B, channels, H, W), got shape {tuple(pixels.shape)}")
+    blur = torch.nn.functional.avg_pool2d(pixels, 3, stride=1, padding=1, count_include_pad=False)
+    return (pixels - blur).flatten(1).pow(2).sum(1)
 
 
 # --------------------------------------------------------------------------------------------

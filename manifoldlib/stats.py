@@ -2,14 +2,23 @@
 
 - :func:`wilson_interval`, :func:`clopper_pearson_interval`: success rates (of paths, ...);
 - :func:`auroc` (Mann-Whitney) and :func:`auroc_interval` (DeLong): how well a score
-  separates two samples. Convention: a score is larger for the second sample (e.g. out of
+  separates two samples.
+- :func:`binomial_test` (exact binomial) and :func:`mcnemar_test` (exact McNemar, for paired
+  binary outcomes): tests for the small samples of paths the chapters run;
+  :func:`holm_adjust`: Holm's step-down correction of many p-values.
+- :func:`median`: the median of a sample, with the mean of the two middle values for an even
+  count (``torch.median`` returns the lower one).
+- :func:`claim` and :func:`guard`: the printed line of a *claim* (a hypothesis whose threshold
+  was fixed before looking) and of a *regression guard* (a band around today's value that only
+  detects change), marked differently so that a guard is never read as a finding. Convention: a score is larger for the second sample (e.g. out of
   distribution), and ``auroc(first, second)`` is the probability that an input of the second
   sample scores higher than one of the first (ties count one half).
 
 Nothing here knows about models: inputs are counts or one-dimensional score arrays.
 
 Introduced in the chapters "How much of the data lies on one leaf" (book/12) and
-"Out-of-distribution detection by distance from the data leaf" (book/13).
+"Out-of-distribution detection by distance from the data leaf" (book/13); the tests, the
+median and the claim/guard lines in "The spectrum of G" (book/06).
 """
 
 from __future__ import annotations
@@ -20,7 +29,25 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-__all__ = ["auroc", "auroc_interval", "clopper_pearson_interval", "wilson_interval"]
+__all__ = [
+    "CLAIM_MARK",
+    "GUARD_MARK",
+    "auroc",
+    "auroc_interval",
+    "binomial_test",
+    "claim",
+    "clopper_pearson_interval",
+    "guard",
+    "holm_adjust",
+    "mcnemar_test",
+    "median",
+    "wilson_interval",
+]
+
+#: How a claim is marked in a printed line: ``"measured  (claim: hypothesis)"``.
+CLAIM_MARK = "(claim: "
+#: How a regression guard is marked: ``"measured  (guard: band)"``.
+GUARD_MARK = "(guard: "
 
 
 def _check_counts(successes: int, trials: int, confidence: float) -> None:
@@ -173,3 +200,140 @@ def auroc_interval(
     var = out_place.var(ddof=1) / s_out.size + in_place.var(ddof=1) / s_in.size
     half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt(max(var, 0.0))
     return area, max(0.0, area - half), min(1.0, area + half)
+
+
+def claim(measured: str, hypothesis: str) -> str:
+    """The printed line of a claim: a hypothesis with a threshold fixed before looking.
+
+    Args:
+        measured: what was measured, with its value (``"AUROC 0.94"``).
+        hypothesis: the hypothesis and its threshold (``"> 0.85"``), stated before the run.
+
+    Returns:
+        ``"<measured>  (claim: <hypothesis>)"``; the chapter then asserts the hypothesis.
+
+    Introduced in the chapter "The spectrum of G".
+    """
+    if not hypothesis.strip():
+        raise ValueError("hypothesis must state the claim's threshold, got an empty string")
+    return f"{measured}  {CLAIM_MARK}{hypothesis})"
+
+
+def guard(measured: str, band: str) -> str:
+    """The printed line of a regression guard: a band around today's value.
+
+    A guard detects that a number changed (a library change, another CPU); it is not a
+    finding, and a reader must not read it as one.
+
+    Args:
+        measured: what was measured, with its value.
+        band: the band the value must stay in (``"0.50-0.54, today's value +- 0.02"``).
+
+    Returns:
+        ``"<measured>  (guard: <band>)"``.
+
+    Introduced in the chapter "The spectrum of G".
+    """
+    if not band.strip():
+        raise ValueError("band must state the guarded range, got an empty string")
+    return f"{measured}  {GUARD_MARK}{band})"
+
+
+def median(values: object) -> float:
+    """The median of a sample; for an even count the mean of the two middle values.
+
+    ``torch.median`` (and ``Tensor.median``) return the *lower* of the two middle values, which
+    for the 4 to 10 paths of a chapter can differ visibly from the median as usually defined.
+
+    Args:
+        values: ``(n,)`` numbers (tensor, array or sequence), finite, ``n >= 1``.
+
+    Returns:
+        The median as a float.
+
+    Introduced in the chapter "The spectrum of G".
+    """
+    arr = _as_scores(values, "values")
+    ordered = np.sort(arr)
+    mid = ordered.size // 2
+    if ordered.size % 2:
+        return float(ordered[mid])
+    return float((ordered[mid - 1] + ordered[mid]) / 2)
+
+
+def binomial_test(successes: int, trials: int, p: float = 0.5) -> float:
+    """Exact two-sided binomial test of ``P(success) = p``.
+
+    The p-value sums the probabilities of all outcomes no more likely than the observed one
+    (the convention of R's ``binom.test`` and ``scipy.stats.binomtest``).
+
+    Args:
+        successes: observed successes ``k``.
+        trials: trials ``n >= 1``.
+        p: success probability under the null hypothesis, in ``(0, 1)``.
+
+    Returns:
+        The two-sided p-value.
+
+    Introduced in the chapter "The spectrum of G".
+    """
+    from scipy.stats import binomtest
+
+    _check_counts(successes, trials, 0.95)
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p!r}")
+    return float(binomtest(int(successes), int(trials), p).pvalue)
+
+
+def mcnemar_test(only_first: int, only_second: int) -> float:
+    """Exact McNemar test for paired binary outcomes.
+
+    Of ``n`` pairs, only the discordant ones carry information: ``only_first`` pairs where the
+    first condition succeeds and the second fails, ``only_second`` the reverse. Under the null
+    hypothesis (both conditions succeed equally often) each discordant pair falls either way
+    with probability 1/2, so the p-value is the exact two-sided binomial test of
+    ``only_first`` out of ``only_first + only_second`` at 1/2 (1 when there is no discordant
+    pair).
+
+    Args:
+        only_first: pairs where only the first condition succeeds.
+        only_second: pairs where only the second succeeds.
+
+    Returns:
+        The two-sided p-value.
+
+    Introduced in the chapter "The spectrum of G".
+    """
+    for value, name in ((only_first, "only_first"), (only_second, "only_second")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if only_first + only_second == 0:
+        return 1.0
+    return binomial_test(int(only_first), int(only_first + only_second), 0.5)
+
+
+def holm_adjust(p_values: object) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for many tests.
+
+    Sort the ``m`` p-values, multiply the ``i``-th smallest (``i = 0, 1, ...``) by
+    ``m - i``, make the sequence non-decreasing and cap it at 1. Rejecting where the adjusted
+    value is below ``alpha`` keeps the family-wise error rate at ``alpha`` for any dependence
+    between the tests, and rejects at least what Bonferroni rejects.
+
+    Args:
+        p_values: ``(m,)`` p-values in ``[0, 1]``.
+
+    Returns:
+        ``(m,)`` adjusted p-values, in the input order.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    """
+    p = _as_scores(p_values, "p_values")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("p_values must lie in [0, 1]")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted

@@ -254,3 +254,19 @@ def test_bad_inputs():
         ood.penultimate_features(nn.Sequential(nn.Flatten()), torch.randn(2, 3))
     with pytest.raises(ValueError, match="at least 2"):
         ood.delong_covariance([1.0], [2.0, 3.0])
+
+
+def test_high_frequency_energy_against_a_loop():
+    """Against the 3 x 3 mean written out pixel by pixel; mutation: counting the zero padding
+    at the border (count_include_pad=True) changes the border pixels and fails."""
+    x = torch.rand(2, 1, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    slow = torch.zeros(2, dtype=torch.float64)
+    for b in range(2):
+        for i in range(5):
+            for j in range(6):
+                nb = x[b, 0, max(0, i - 1) : i + 2, max(0, j - 1) : j + 2]
+                slow[b] += (x[b, 0, i, j] - nb.mean()) ** 2
+    torch.testing.assert_close(ood.high_frequency_energy(x), slow)
+    assert float(ood.high_frequency_energy(torch.ones(1, 1, 4, 4))[0]) == 0.0
+    with pytest.raises(ValueError, match="pixels"):
+        ood.high_frequency_energy(torch.rand(1, 1, 4, 4, 2))
