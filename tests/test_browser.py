@@ -117,7 +117,11 @@ CHECK_PAGE = """() => {
     widgets: main.querySelectorAll('.jupyter-widgets, .widget-slider, .widget-box').length,
     // output figures (myst-nb writes them under _images/ named by their hash): each must sit
     // in a numbered, captioned figure and have alt text that is not a file name or hash
-    figures: Array.from(main.querySelectorAll('.cell_output img')).map(i => {
+    // Output figures only: a widget's frames (chapter 17's explorer) and images inside an HTML
+    // output (its path gallery) are not figures; they carry their own alt text.
+    figures: Array.from(main.querySelectorAll('.cell_output img'))
+      .filter(i => !i.closest('.jupyter-widgets, .widget-area, .text_html'))
+      .map(i => {
       const fig = i.closest('figure');
       const cap = fig && fig.querySelector('figcaption');
       return {

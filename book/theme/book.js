@@ -97,6 +97,16 @@
   }
   document.addEventListener("DOMContentLoaded", galleryPlace);
 
+  // docutils marks a bibliography as role="list" whose entries carry role="doc-biblioentry",
+  // which is not a list item, so a screen reader announces an empty list (axe-core:
+  // aria-required-children, critical). Make the entries list items.
+  function citationLists() {
+    document.querySelectorAll('.citation-list[role="list"] > .citation').forEach(function (c) {
+      c.setAttribute("role", "listitem");
+    });
+  }
+  document.addEventListener("DOMContentLoaded", citationLists);
+
   let timer = null;
   window.addEventListener("resize", function () {
     clearTimeout(timer);
