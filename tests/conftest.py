@@ -1,8 +1,9 @@
-"""Shared fixtures: small ReLU networks in float64, and a fresh data/model cache."""
+"""Shared fixtures: small ReLU networks in float64, a fresh data/model cache, a browser."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import torch
@@ -61,6 +62,41 @@ def x_mlp():
 @pytest.fixture
 def x_cnn():
     return torch.randn(5, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright (skipped, with the reason, when either is missing).
+
+    Shared by tests/test_browser.py and tests/test_live_page.py; the pages each test opens route
+    requests themselves (network to other hosts off).
+    """
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=exe,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
 
 
 def pytest_configure(config):

@@ -24,7 +24,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 import warnings
@@ -47,13 +46,6 @@ import export_live_digit as ex  # noqa: E402
 
 #: The bounds the issue fixes beforehand (ms, headless Chromium on the 2-core machine).
 STEP_MS, REDRAW_MS = 20.0, 50.0
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
 
 
 def _payload() -> dict:
@@ -119,21 +111,6 @@ def test_reexport_gives_the_committed_bytes(monkeypatch):
 
 
 # --- in the browser --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=exe,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"],
-        )
-        yield b
-        b.close()
 
 
 def _serve(folder: Path):
