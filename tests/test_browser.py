@@ -595,3 +595,35 @@ def test_chapter_17_sends_under_3_mb(server, browser):
     top = sorted(sizes.items(), key=lambda kv: -kv[1])[:4]
     print(f"chapter 17 sends {total / 1e6:.2f} MB gzip-compressed in {len(sizes)} files; {top}")
     assert total < 3_000_000, f"chapter 17 sends {total / 1e6:.2f} MB (claim: under 3 MB)"
+
+
+# --- search ------------------------------------------------------------------------------------
+
+# Text that belongs to the theme's page furniture or to TeX source, never to a snippet.
+SNIPPET_JUNK = re.compile(r"\\[()\[\]]|\\[a-zA-Z]{2,}|\.ipynb|\.pdf|Skip to main content")
+
+
+@pytest.mark.parametrize("query", ["orbit", "distribution"])
+def test_search_snippets_are_prose(query, server, browser):
+    """Search results quote the chapter's text: no header buttons, no TeX source.
+
+    Sphinx cuts snippets from the page's ``[role=main]`` as fetched (TeX not yet typeset);
+    book.js replaces that with the article's text and formulas written as plain text.
+    """
+    ctx = browser.new_context(**LAPTOP)
+    p = ctx.new_page()
+    p.goto(f"{server}/search.html?q={query}", wait_until="networkidle", timeout=NAV_TIMEOUT)
+    p.wait_for_selector("#search-results p.context", state="attached", timeout=NAV_TIMEOUT)
+    p.wait_for_function(
+        "document.querySelector('#search-results .search-summary') !== null"
+        " || document.querySelectorAll('#search-results p.context').length >= 5",
+        timeout=NAV_TIMEOUT,
+    )
+    snippets = p.eval_on_selector_all("#search-results p.context", "ps => ps.map(x => x.innerText)")
+    ctx.close()
+    print(f"{query}: {len(snippets)} snippets; first: {snippets[0][:160]!r}")
+    assert len(snippets) >= 3, f"search for {query!r} found too little: {snippets}"
+    junk = [s[:160] for s in snippets if SNIPPET_JUNK.search(s)]
+    assert not junk, f"snippets with page furniture or TeX source: {junk[:3]}"
+    with_term = [s for s in snippets if query in s.lower()]
+    assert len(with_term) >= len(snippets) // 2, f"snippets miss the query: {snippets[:3]}"

@@ -107,6 +107,64 @@
   }
   document.addEventListener("DOMContentLoaded", citationLists);
 
+  // Search results (search.html): Sphinx's searchtools.js cuts each snippet from the text of
+  // the page's [role="main"], which in this theme also holds the article header's buttons
+  // (".ipynb", ".pdf", "Contents") and the maths as TeX source ("\\(\\mathcal{D}_x\\)"). Take the
+  // article only, without headers, buttons and the on-page contents, and write each formula
+  // as plain text ("D_x"). searchtools.js is loaded after this script, so patch it once the
+  // page is parsed (before its own DOMContentLoaded handler runs the search).
+  const TEX_SYMBOLS = {
+    alpha: "\u03b1", beta: "\u03b2", gamma: "\u03b3", delta: "\u03b4", epsilon: "\u03b5",
+    varepsilon: "\u03b5", eta: "\u03b7", theta: "\u03b8", kappa: "\u03ba", lambda: "\u03bb",
+    mu: "\u03bc", nu: "\u03bd", pi: "\u03c0", rho: "\u03c1", sigma: "\u03c3", tau: "\u03c4",
+    phi: "\u03c6", varphi: "\u03c6", chi: "\u03c7", psi: "\u03c8", omega: "\u03c9",
+    Gamma: "\u0393", Delta: "\u0394", Theta: "\u0398", Lambda: "\u039b", Sigma: "\u03a3",
+    Phi: "\u03a6", Psi: "\u03a8", Omega: "\u03a9", le: "\u2264", leq: "\u2264",
+    ge: "\u2265", geq: "\u2265", ne: "\u2260", neq: "\u2260", approx: "\u2248",
+    sim: "~", in: "\u2208", notin: "\u2209", subseteq: "\u2286", subset: "\u2282",
+    cap: "\u2229", cup: "\u222a", perp: "\u22a5", times: "\u00d7", cdot: "\u00b7",
+    cdots: "\u22ef", ldots: "\u2026", dots: "\u2026", nabla: "\u2207", partial: "\u2202",
+    sum: "\u03a3", prod: "\u03a0", int: "\u222b", infty: "\u221e", to: "\u2192",
+    rightarrow: "\u2192", mapsto: "\u21a6", top: "\u1d40", langle: "\u27e8",
+    rangle: "\u27e9", pm: "\u00b1", sqrt: "\u221a", circ: "\u2218", otimes: "\u2297",
+    oplus: "\u2295", forall: "\u2200", exists: "\u2203", mid: "|", lVert: "\u2016",
+    rVert: "\u2016", Vert: "\u2016", "|": "\u2016",
+  };
+  ["ker", "log", "exp", "det", "dim", "min", "max", "sin", "cos", "arccos", "tr", "sup", "inf",
+   "lim", "arg"].forEach(function (f) { TEX_SYMBOLS[f] = f; });
+  function texToText(tex) {
+    return tex
+      .replace(/^\s*(\\\(|\\\[|\$\$?)/, "").replace(/(\\\)|\\\]|\$\$?)\s*$/, "")
+      .replace(/\\(begin|end)\{[^}]*\}/g, " ")
+      .replace(/\\(left|right|big|Big|bigg|Bigg)(?![a-zA-Z])/g, "")
+      .replace(/\\(,|;|:|!|quad|qquad)(?![a-zA-Z])/g, " ")
+      .replace(/\\([a-zA-Z]+|\|)/g, function (all, name) {
+        return Object.prototype.hasOwnProperty.call(TEX_SYMBOLS, name) ? TEX_SYMBOLS[name] : "";
+      })
+      .replace(/[{}]/g, "").replace(/&/g, " ").replace(/\\\\/g, "; ")
+      .replace(/\s+/g, " ").trim();
+  }
+  function searchText(htmlString, anchor) {
+    const doc = new DOMParser().parseFromString(htmlString, "text/html");
+    const article = doc.querySelector("article.bd-article") || doc.querySelector('[role="main"]');
+    if (!article) return "";
+    article.querySelectorAll(
+      ".headerlink, script, style, .header-article, .bd-sidebar-secondary, .prev-next-area, " +
+      "button, .toggle-hidden, .cell_input .copybtn, mjx-container, .pst-scrollable-table-container caption"
+    ).forEach(function (e) { e.remove(); });
+    article.querySelectorAll(".math").forEach(function (m) {
+      m.textContent = texToText(m.textContent);
+    });
+    const part = anchor ? article.querySelector(anchor) : null;
+    return ((part || article).textContent || "").replace(/\s+/g, " ");
+  }
+  window.bookSearchText = searchText;  // for tests/test_browser.py
+  document.addEventListener("DOMContentLoaded", function () {
+    if (typeof Search !== "undefined" && Search.htmlToText) {
+      Search.htmlToText = searchText;  // eslint-disable-line no-undef
+    }
+  });
+
   let timer = null;
   window.addEventListener("resize", function () {
     clearTimeout(timer);
