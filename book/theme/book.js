@@ -97,6 +97,84 @@
   }
   document.addEventListener("DOMContentLoaded", galleryPlace);
 
+  // Figures full size: every output figure (and every figure of a page) opens, on click, tap,
+  // Enter or Space, in a modal <dialog> at its natural size (scrolling where the screen is
+  // smaller); Escape, the close button or a click beside it closes it and gives the focus
+  // back to the figure. Images of widgets and of HTML outputs (chapter 17's frames and
+  // gallery) are not figures and are left alone.
+  let zoomDialog = null;
+  function figureDialog() {
+    if (zoomDialog) return zoomDialog;
+    const d = document.createElement("dialog");
+    d.className = "fig-dialog";
+    d.setAttribute("aria-label", "Figure at full size");
+    d.innerHTML =
+      '<div class="fig-dialog-bar"><span class="fig-dialog-title"></span>' +
+      '<button type="button" class="fig-dialog-zoom" aria-pressed="false">2\u00d7</button>' +
+      '<button type="button" class="fig-dialog-close" aria-label="Close the full-size figure">\u00d7</button></div>' +
+      '<div class="fig-dialog-body" tabindex="0"><img alt=""><p></p></div>';
+    d.querySelector(".fig-dialog-close").addEventListener("click", function () { d.close(); });
+    // twice the natural size, for the smallest labels (a 6 pt legend is 8 px at natural size)
+    const zoom = d.querySelector(".fig-dialog-zoom");
+    zoom.addEventListener("click", function () {
+      const big = d.querySelector(".fig-dialog-body img");
+      const on = zoom.getAttribute("aria-pressed") !== "true";
+      zoom.setAttribute("aria-pressed", String(on));
+      big.style.width = (on ? 2 : 1) * (d.naturalWidth || big.naturalWidth) + "px";
+    });
+    d.addEventListener("click", function (evt) {
+      if (evt.target === d) d.close();  // a click on the backdrop
+    });
+    d.addEventListener("close", function () {
+      if (d.opener && document.contains(d.opener)) d.opener.focus();
+    });
+    document.body.appendChild(d);
+    zoomDialog = d;
+    return d;
+  }
+  function openFigure(img) {
+    const d = figureDialog();
+    const big = d.querySelector(".fig-dialog-body img");
+    big.src = img.currentSrc || img.src;
+    big.alt = img.alt;
+    big.style.width = img.naturalWidth ? img.naturalWidth + "px" : "";
+    d.naturalWidth = img.naturalWidth;
+    d.querySelector(".fig-dialog-zoom").setAttribute("aria-pressed", "false");
+    const fig = img.closest("figure");
+    const number = fig ? text(fig.querySelector(".caption-number")) : "";
+    const caption = fig ? text(fig.querySelector(".caption-text")) : "";
+    d.querySelector(".fig-dialog-title").textContent = number || "Figure";
+    d.querySelector(".fig-dialog-body p").textContent = caption;
+    d.opener = img;
+    d.showModal();
+    d.querySelector(".fig-dialog-close").focus();
+  }
+  function markWide(img) {  // wider than its column: book.css lets it start further left
+    const fig = img.closest("figure") || img.parentElement;
+    img.classList.toggle("fig-wide", img.naturalWidth > fig.clientWidth + 1);
+  }
+  function zoomableFigures() {
+    document.querySelectorAll("main figure img, main .cell_output img").forEach(function (img) {
+      if (img.classList.contains("fig-zoomable")) return;
+      if (img.closest(".jupyter-widgets, .widget-area, .text_html, dialog, a")) return;
+      img.classList.add("fig-zoomable");
+      img.setAttribute("tabindex", "0");
+      img.setAttribute("role", "button");
+      img.setAttribute("aria-haspopup", "dialog");
+      img.title = "Show this figure full size";
+      if (img.complete) markWide(img);
+      else img.addEventListener("load", function () { markWide(img); });
+      img.addEventListener("click", function () { openFigure(img); });
+      img.addEventListener("keydown", function (evt) {
+        if (evt.key === "Enter" || evt.key === " ") {
+          evt.preventDefault();
+          openFigure(img);
+        }
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", zoomableFigures);
+
   // docutils marks a bibliography as role="list" whose entries carry role="doc-biblioentry",
   // which is not a list item, so a screen reader announces an empty list (axe-core:
   // aria-required-children, critical). Make the entries list items.
@@ -168,7 +246,10 @@
   let timer = null;
   window.addEventListener("resize", function () {
     clearTimeout(timer);
-    timer = setTimeout(check, 200);
+    timer = setTimeout(function () {
+      check();
+      document.querySelectorAll("img.fig-zoomable").forEach(markWide);
+    }, 200);
   });
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { whenTypeset(200); });
