@@ -11,11 +11,17 @@ Usage: python tools/build_book.py [extra jupyter-book arguments]
 2. Checks that the installed theme is the one `book/_templates/sections/header.html` patches
    (pydata-sphinx-theme 0.17.1 under sphinx-book-theme 1.3.0).
 3. Runs `jupyter-book build . -W -n --keep-going` (warnings are errors).
-4. Fails if any built page still loads a script, stylesheet or font from another host.
+4. Moves the frames of chapter 17's path gallery (hidden until a thumbnail opens a strip) out
+   of the page into `_images/gallery/` and marks them `loading="lazy"`: the browser fetches a
+   strip's frames when it is opened, not with the page (see `lazy_gallery`).
+5. Fails if any built page still loads a script, stylesheet or font from another host.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -109,6 +115,43 @@ def external_loads(html_dir: Path) -> list[str]:
     return bad
 
 
+# A frame of a gallery strip (tools/make_path_gallery.py): an <img> with a data: URI and the
+# step it shows. The grid's thumbnails carry no data-step and stay in the page.
+GALLERY_FRAME = re.compile(
+    r'<img src="data:image/(png|jpeg);base64,([A-Za-z0-9+/=]+)"( data-step=")'
+)
+
+
+def lazy_gallery(html_dir: Path) -> tuple[int, int]:
+    """Move gallery frames out of the pages into files loaded lazily; return (frames, bytes).
+
+    Each strip's frames are hidden until its thumbnail is clicked (CSS :target), yet as data:
+    URIs they were sent with the page. As files with `loading="lazy"` a browser asks for them
+    only when the strip is shown. Files are named by their content's hash (shared by equal
+    frames) and linked by a path relative to the page, so the book still works from file://.
+    """
+    out_dir = html_dir / "_images" / "gallery"
+    frames = moved = 0
+    for page in html_dir.rglob("*.html"):
+        text = page.read_text()
+        if 'class="pg-strip"' not in text:
+            continue
+
+        def to_file(m: re.Match, page: Path = page) -> str:
+            nonlocal frames, moved
+            data = base64.b64decode(m.group(2))
+            name = hashlib.sha256(data).hexdigest()[:20] + "." + m.group(1)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / name).write_bytes(data)
+            frames += 1
+            moved += len(m.group(0))
+            rel = os.path.relpath(out_dir / name, page.parent).replace(os.sep, "/")
+            return f'<img loading="lazy" src="{rel}"{m.group(3)}'
+
+        page.write_text(GALLERY_FRAME.sub(to_file, text))
+    return frames, moved
+
+
 def main(argv: list[str]) -> int:
     """Vendor, build, check; return the exit status."""
     mismatch = theme_mismatch()
@@ -125,6 +168,9 @@ def main(argv: list[str]) -> int:
     status = subprocess.run(cmd, cwd=ROOT).returncode
     if status != 0:
         return status
+    frames, moved = lazy_gallery(ROOT / "_build" / "html")
+    if frames:
+        print(f"Gallery: {frames} frames ({moved / 1e6:.2f} MB of data: URIs) moved to lazy files.")
     bad = external_loads(ROOT / "_build" / "html")
     if bad:
         print("Pages load from other hosts (they would break offline):", *bad, sep="\n  ")
