@@ -6,7 +6,7 @@ The Fast Gradient Sign Method (Goodfellow et al., 2015) perturbs an image by
 prediction does not change to second order. These helpers measure how large that part is
 and what each part of a step does to the prediction.
 
-Introduced in the chapter "Adversarial directions and the leaf" (book/15).
+Introduced in the chapter "Adversarial directions along and across leaf pieces" (book/15).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def fgsm_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     Returns:
         ``(B, *input_shape)`` entries in ``{-1, 0, 1}``.
 
-    Introduced in the chapter "Adversarial directions and the leaf".
+    Introduced in the chapter "Adversarial directions along and across leaf pieces".
     """
     check_input(model, x)
 
@@ -72,7 +72,7 @@ class LeafSplit:
         tangent: ``(B, *input_shape)`` the orthogonal projection on ``D_x``.
         kernel: ``(B, *input_shape)`` the projection on ``ker G(x, w)``.
 
-    Introduced in the chapter "Adversarial directions and the leaf".
+    Introduced in the chapter "Adversarial directions along and across leaf pieces".
     """
 
     tangent: torch.Tensor
@@ -106,7 +106,7 @@ def leaf_split(
     Returns:
         One :class:`LeafSplit` per batch of vectors.
 
-    Introduced in the chapter "Adversarial directions and the leaf".
+    Introduced in the chapter "Adversarial directions along and across leaf pieces".
     """
     check_input(model, x)
     if not vectors:
@@ -138,7 +138,7 @@ def prediction_change(
     Returns:
         ``kl`` ``(B,)`` (float64) and ``flipped`` ``(B,)`` bool: the predicted class changed.
 
-    Introduced in the chapter "Adversarial directions and the leaf".
+    Introduced in the chapter "Adversarial directions along and across leaf pieces".
     """
     check_input(model, x)
     check_like(x, delta, "x", "delta")
@@ -167,7 +167,7 @@ def ossa_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     Returns:
         ``(B, *input_shape)`` unit vectors (Euclidean norm 1).
 
-    Introduced in the chapter "Adversarial directions and the leaf".
+    Introduced in the chapter "Adversarial directions along and across leaf pieces".
     """
     check_input(model, x)
     _check_labels(y, x)

@@ -23,7 +23,7 @@ share one Jacobian evaluation per step:
 Step rules: ``"fixed"`` moves by ``alpha * v / ||v||`` (the paper's code), ``"shortened"`` by
 ``min(alpha, ||v||) * v / ||v||`` (never overshoots along its own direction).
 
-Introduced in the chapter "Horizontal paths on the data leaf".
+Introduced in the chapter "Horizontal paths between test images".
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def logprob_columns(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
         ``(B, n, C)`` with ``n`` the number of input entries; column ``i`` is
         ``grad log p_i / ||grad log p_i||`` (``grad log p_i = grad s_i - sum_k p_k grad s_k``).
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     check_tensor(jac, "jac", min_dim=3)
     b, c = jac.shape[:2]
@@ -109,7 +109,7 @@ def project(
     Raises:
         ValueError: unknown ``method`` or mismatched shapes.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     if method not in PROJECTIONS:
         raise ValueError(f"method must be one of {PROJECTIONS}, got {method!r}")
@@ -154,7 +154,7 @@ def step_lengths(vnorm: torch.Tensor, step_size: float, rule: str | Sequence[str
         ``(B,)`` step lengths: ``alpha`` (``"fixed"``) or ``min(alpha, ||v||)``
         (``"shortened"``).
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     rules = [rule] * vnorm.shape[0] if isinstance(rule, str) else list(rule)
     if any(r not in STEP_RULES for r in rules) or len(rules) != vnorm.shape[0]:
@@ -176,7 +176,7 @@ class StallDetector:
         window: steps without a new minimum that make a stall.
         rel: relative improvement that counts as a new minimum.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
 
     def __init__(
@@ -298,7 +298,7 @@ def algorithm1_paths(
     Returns:
         An :class:`Algorithm1Result`.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     check_input(model, source, "source")
     check_same_shape(source, target, "source", "target")

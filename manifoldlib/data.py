@@ -139,7 +139,7 @@ class ImageData:
         Returns:
             The copy (labels shared).
 
-        Introduced in the chapter "How much of the data lies on one leaf".
+        Introduced in the chapter "How far horizontal paths get between test images".
         """
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
@@ -610,7 +610,7 @@ def rendered_characters(
     Returns:
         ``(count, 1, size, size)`` float32 pixels in ``[0, 1]``.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     from PIL import Image, ImageDraw, ImageFont
 

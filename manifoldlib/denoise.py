@@ -17,7 +17,7 @@ same training digits and none using the model:
 
 All functions work on pixel images in ``[0, 1]`` of shape ``(B, 1, H, W)`` unless stated.
 
-Introduced in the chapter "Denoising by returning to the data leaf".
+Introduced in the chapter "Denoising along horizontal paths".
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def knn_denoise(
     Returns:
         ``(B, *shape)`` estimates, dtype of ``noisy``.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(noisy, "noisy", min_dim=2)
     check_tensor(bank, "bank", min_dim=2)
@@ -100,7 +100,7 @@ def fit_pca(bank: torch.Tensor, dim: int) -> PCABasis:
     Returns:
         A :class:`PCABasis`.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(bank, "bank", min_dim=2)
     check_positive(dim, "dim", integer=True)
@@ -122,7 +122,7 @@ def pca_denoise(noisy: torch.Tensor, basis: PCABasis) -> torch.Tensor:
     Returns:
         ``(B, *shape)`` projections, dtype of ``noisy`` (not clipped).
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(noisy, "noisy", min_dim=2)
     flat = noisy.flatten(1).double() - basis.mean
@@ -147,7 +147,7 @@ def median_filter(images: torch.Tensor, size: int = 3) -> torch.Tensor:
     Returns:
         ``(B, C, H, W)`` filtered images.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(images, "images", min_dim=4)
     check_positive(size, "size", integer=True)
@@ -240,7 +240,7 @@ def train_denoising_autoencoder(
     Returns:
         The trained network, in eval mode.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(clean, "clean", min_dim=2)
     check_finite(clean, "clean")
@@ -290,7 +290,7 @@ def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     Returns:
         ``(mean difference, standard error)``.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(a, "a")
     check_tensor(b, "b")

@@ -17,7 +17,7 @@ one ``(C-1) x (C-1)`` solve, and ``delta`` is the shortest step that achieves it
 crosses a region boundary misses its planned point by a little; the next step aims at the
 circle again from where it landed.
 
-Introduced in the chapter "The leaf as a Riemannian manifold".
+Introduced in the chapter "Leaf pieces as Riemannian manifolds".
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def sphere_embedding(p: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(..., C)`` points of the sphere of radius 2 (float64).
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
     check_tensor(p, "p")
     return 2.0 * p.double().clamp_min(0).sqrt()
@@ -68,7 +68,7 @@ def great_circle(p: torch.Tensor, q: torch.Tensor, t: torch.Tensor) -> torch.Ten
     Returns:
         ``(T, B, C)`` probabilities (float64), each row summing to 1.
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
     check_tensor(p, "p", min_dim=2)
     check_tensor(q, "q", min_dim=2)
@@ -116,7 +116,7 @@ class GeodesicResult:
         stop_reasons: one string per pair: ``"arrived"``, ``"left the circle"``,
             ``"degenerate D_x"`` or ``"non-finite"``.
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
 
     points: torch.Tensor
@@ -223,7 +223,7 @@ def leaf_geodesic(
     Returns:
         A :class:`GeodesicResult`.
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
     check_input(model, x)
     check_tensor(q, "q", min_dim=2)

@@ -711,7 +711,7 @@ def tangent_projection(
     Returns:
         ``(B, *input_shape)`` projections, in ``v``'s dtype.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     _check_projection_args(model, x, v)
     with eval_mode(model):

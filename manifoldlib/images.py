@@ -4,8 +4,8 @@ The conversions from model inputs to displayable pixels (:func:`to_pixel_array`,
 :func:`image_png`) and the choice of evenly spaced frames along a path (:func:`frame_indices`)
 are shared by :mod:`manifoldlib.plot` and :mod:`manifoldlib.widgets`.
 
-Introduced in the chapters "The pipeline end to end" (book/00) and "Denoising by returning
-to the data leaf" (book/14).
+Introduced in the chapters "The pipeline end to end" (book/00) and "Denoising along
+horizontal paths" (book/14).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def psnr(estimate: torch.Tensor, clean: torch.Tensor, data_range: float = 1.0) -
     Returns:
         ``(B,)`` PSNR values (infinite for a perfect estimate).
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(estimate, "estimate", min_dim=2)
     check_tensor(clean, "clean", min_dim=2)
@@ -138,7 +138,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     Returns:
         ``(B, C, H, W)`` blurred images.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_tensor(images, "images", min_dim=4)
     if images.dim() != 4:
@@ -168,7 +168,7 @@ def best_blur(noisy: torch.Tensor, clean: torch.Tensor, sigmas: Sequence[float])
     Returns:
         The best ``sigma``.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     if len(sigmas) == 0:
         raise ValueError("sigmas must hold at least one width")

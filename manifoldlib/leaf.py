@@ -1,15 +1,18 @@
-"""The data leaf put to work: path statistics, out-of-distribution scores and denoising.
+"""The paper's "data leaf" put to work: path statistics, out-of-distribution scores, denoising.
 
 The paper (§4.3 and §6) conjectures that all valid data lie on one leaf of the foliation, the
 *data leaf*, that other leaves hold noisy images, and proposes two uses it never tried: the
 distance from the data leaf as an out-of-distribution (OOD) score, and a projection on the
-data leaf as a denoiser. This module holds what the chapters of Part III need for that:
+data leaf as a denoiser. For a ReLU network the leaf pieces (flat, one per activation region)
+do not glue into leaves across region faces, so the objects computed here are named by what
+they are (book/03 and book/19): leaf pieces, horizontal paths and, for what paths can reach,
+orbits. This module holds what the chapters of Part III need:
 
-- the leaf: :func:`across_leaves_noise` (images moved off their leaf along ker G),
-  :func:`nearest_neighbours` (anchors on the data leaf), :func:`tangent_residual` (the
-  first-order distance from the data leaf, one Jacobian) and :func:`leaf_projection` (a
-  horizontal path from an anchor towards a point: its end is a point of the anchor's leaf
-  close to it);
+- moving off, anchoring, measuring: :func:`across_leaves_noise` (images moved along ker G,
+  off their leaf piece), :func:`nearest_neighbours` (anchors: training images),
+  :func:`tangent_residual` (the distance from a point to the anchor's leaf piece continued
+  as the plane ``a + D_a``, one Jacobian) and :func:`leaf_projection` (a horizontal path from
+  an anchor towards a point, and where it stops);
 - scores: :func:`max_softmax_score` (the baseline of Hendrycks & Gimpel, 2017),
   :func:`log_trace` and :func:`trace_score` (the local trace of G, eq. 11);
 
@@ -21,9 +24,9 @@ Convention for every OOD score: **larger means more out-of-distribution**, and
 ``auroc(in, out)`` is the probability that an out-of-distribution input scores higher than an
 in-distribution one (ties count one half).
 
-Introduced in the chapters "How much of the data lies on one leaf" (book/12),
-"Out-of-distribution detection by distance from the data leaf" (book/13) and "Denoising by
-returning to the data leaf" (book/14).
+Introduced in the chapters "How far horizontal paths get between test images" (book/12),
+"Out-of-distribution detection by distance from leaf pieces" (book/13) and "Denoising along
+horizontal paths" (book/14).
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ def max_softmax_score(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) 
     Returns:
         ``(B,)`` scores in ``[-1, -1/C]``.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_input(model, x)
     check_positive(chunk, "chunk", integer=True)
@@ -95,7 +98,7 @@ def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch
 
     ``Tr G = E_{y~p} ||grad_x log p_y||^2`` (eq. 11): by eq. (8), ``n`` times the mean KL
     divergence per unit squared step in a random direction, i.e. how strongly the model's
-    output reacts to a move of the input along its leaf.
+    output reacts to a move of the input in a random direction.
 
     Args:
         model: classifier returning scores ``(B, C)``.
@@ -105,7 +108,7 @@ def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch
     Returns:
         ``(B,)`` log-traces (the trace is floored at 1e-30 before the log).
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_input(model, x)
     check_positive(chunk, "chunk", integer=True)
@@ -126,7 +129,7 @@ def trace_score(
     ``m`` is the median and ``s`` the interquartile range / 1.349 (a robust standard
     deviation) of ``reference``, the log-traces of in-distribution inputs (e.g. training
     images; see :func:`log_trace`). Two-sided, because nothing in the theory fixes in which
-    direction the trace moves away from the data: near the data leaf of a partially trained
+    direction the trace moves away from the data: near the training images of a partially trained
     model the trace has a typical size, and an input is suspicious when it is either much
     more or much less sensitive. Only in-distribution data are used to calibrate it.
 
@@ -139,7 +142,7 @@ def trace_score(
     Returns:
         ``(B,)`` scores, larger = more atypical.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(reference, "reference", min_dim=1)
     if reference.dim() != 1 or reference.numel() < 4:
@@ -168,7 +171,7 @@ def across_leaves_noise(
     rtol: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Images moved off their leaf: a path across leaves (§4.2) along a Gaussian direction.
+    """Images moved off their leaf piece: a path across leaves (§4.2) along a Gaussian direction.
 
     A thin wrapper of :func:`manifoldlib.across_leaves_path` with one fixed Gaussian direction
     per image, projected on ``ker G`` at every step, and ``steps`` steps of length
@@ -189,7 +192,7 @@ def across_leaves_noise(
     Returns:
         ``(B, *input_shape)`` noisy images.
 
-    Introduced in the chapter "How much of the data lies on one leaf".
+    Introduced in the chapter "How far horizontal paths get between test images".
     """
     check_input(model, x)
     check_positive(distance, "distance")
@@ -213,8 +216,8 @@ def nearest_neighbours(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean nearest neighbour of each query in a bank of images.
 
-    Used to pick an *anchor* on the data leaf for each query: a training image, which by the
-    paper's conjecture lies on the data leaf.
+    Used to pick an *anchor* for each query: a training image (by the paper's conjecture, a
+    point of the data leaf; in the book's terms, a point whose orbit the test images may share).
 
     Args:
         query: ``(B, *input_shape)``.
@@ -225,7 +228,7 @@ def nearest_neighbours(
     Returns:
         ``indices`` ``(B,)`` into the bank and ``distances`` ``(B,)``.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(query, "query", min_dim=2)
     check_tensor(bank, "bank", min_dim=2)
@@ -256,17 +259,17 @@ def tangent_residual(
     rtol: float | None = None,
     chunk: int = CHUNK,
 ) -> torch.Tensor:
-    """First-order distance from ``x`` to the leaf of ``anchors``: ``||P_ker G(a) (x - a)||``.
+    """Distance ``||P_ker G(a) (x - a)||`` from ``x`` to the plane of the anchor's leaf piece.
 
-    Near the anchor ``a`` the leaf through it is, to first order, the affine plane
-    ``a + D_a`` (for a ReLU network exactly so inside the anchor's linear region). The distance
+    The leaf piece through the anchor ``a`` lies in the affine plane ``a + D_a`` (for a ReLU
+    network it is that plane cut to the anchor's activation region). The distance
     from ``x`` to that plane is the norm of the part of ``x - a`` in ``ker G(a, w)``: the
-    "kernel energy" that a move from ``a`` to ``x`` must spend off the leaf. One Jacobian per
+    "kernel energy" that a move from ``a`` to ``x`` must spend off that plane. One Jacobian per
     anchor, no path.
 
     Args:
         model: classifier returning scores ``(B, C)``.
-        anchors: points on the reference leaf ``(B, *input_shape)``.
+        anchors: reference points (e.g. training images) ``(B, *input_shape)``.
         x: query points ``(B, *input_shape)``.
         rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
         chunk: pairs per Jacobian.
@@ -274,7 +277,7 @@ def tangent_residual(
     Returns:
         ``(B,)`` distances (normalised units).
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_input(model, anchors, "anchors")
     check_like(anchors, x, "anchors", "x")
@@ -289,8 +292,8 @@ class LeafProjection:
     """Where horizontal paths from anchors towards given points end.
 
     Attributes:
-        points: ``(B, *input_shape)`` the end of each path: a point on the anchor's leaf (up to
-            the discretisation of the path) close to the query.
+        points: ``(B, *input_shape)`` the end of each path: a point of the anchor's orbit (up
+            to the discretisation of the path) close to the query.
         residual: ``(B,)`` distance from the end to the query.
         initial: ``(B,)`` distance from the anchor to the query.
         steps_taken: ``(B,)`` steps made by each path.
@@ -320,22 +323,24 @@ def leaf_projection(
     clamp: Clamp = None,
     rtol: float | None = None,
 ) -> LeafProjection:
-    """Approximate the point of the anchor's leaf closest to ``x`` by a horizontal path.
+    """Move from each anchor towards ``x`` along a horizontal path; return where it stops.
 
-    Algorithm 1 (§4.3) is Riemannian gradient descent of ``||x - p||^2`` over points ``p`` of a
-    leaf: run from an anchor on the data leaf towards ``x``, it stays on the data leaf and
-    ends where ``x - p`` is orthogonal to the leaf (a local minimum of the distance; or where
-    ``max_steps`` stops it). Its end is a computable "projection of x on the data leaf" and
-    the residual ``||x - p||`` an upper bound (up to the path's discretisation) of the distance
-    from ``x`` to the leaf. Neither needs to know a clean version of ``x``.
+    Algorithm 1 (§4.3) is projected gradient descent of ``||x - p||^2`` along horizontal
+    directions: run from an anchor towards ``x``, each step lies in ``D`` at its base point (so
+    the path stays in the anchor's orbit, crossing from leaf piece to leaf piece at region
+    faces), and it ends where ``x - p`` is orthogonal to ``D_p`` (a stationary point of the
+    distance along horizontal directions; or where ``max_steps`` stops it). Its end is the
+    computable stand-in for the paper's "projection of x on the data leaf", and the residual
+    ``||x - p||`` an upper bound (up to the path's discretisation) of the distance from ``x``
+    to the points horizontal paths reach from the anchor. Neither needs a clean ``x``.
 
     Limits: the descent is greedy, so the end depends on the anchor and may be a local
-    minimum far from the true closest point; the leaf has dimension ``C - 1`` only, so the
-    end looks like a deformation of the anchor.
+    minimum far from the true closest point; ``D`` has dimension ``C - 1`` only, so the end
+    looks like a deformation of the anchor.
 
     Args:
         model: classifier returning scores ``(B, C)``.
-        anchors: starting points on the reference leaf ``(B, *input_shape)`` (e.g. the nearest
+        anchors: starting points ``(B, *input_shape)`` (e.g. the nearest
             training images, see :func:`nearest_neighbours`).
         x: the points to approach ``(B, *input_shape)``.
         step_size: longest step (the path shortens it near the end, see
@@ -348,7 +353,7 @@ def leaf_projection(
     Returns:
         A :class:`LeafProjection`.
 
-    Introduced in the chapter "Denoising by returning to the data leaf".
+    Introduced in the chapter "Denoising along horizontal paths".
     """
     check_input(model, anchors, "anchors")
     check_like(anchors, x, "anchors", "x")

@@ -23,7 +23,7 @@ the same way:
 
 Convention for every OOD score: **larger means more out-of-distribution**.
 
-Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def high_frequency_energy(pixels: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B,)`` scores, larger = more high-frequency energy.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(pixels, "pixels", min_dim=4)
     if pixels.dim() != 4:
@@ -146,7 +146,7 @@ def penultimate_features(
     Returns:
         ``(B, D)`` features.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_input(model, x)
     return _forward_with_features(model, x, layer, chunk)[1]
@@ -169,7 +169,7 @@ def energy_score(
     Returns:
         ``(B,)`` energies (larger = more out-of-distribution).
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_input(model, x)
     check_positive(temperature, "temperature")
@@ -198,7 +198,7 @@ def gradnorm_score(
     Returns:
         ``(B,)`` scores (larger = more out-of-distribution).
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_input(model, x)
     check_positive(temperature, "temperature")
@@ -239,7 +239,7 @@ def fit_class_gaussians(
     Returns:
         A :class:`ClassGaussians`.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(features, "features", min_dim=2)
     if features.dim() != 2 or labels.shape != features.shape[:1]:
@@ -275,7 +275,7 @@ def mahalanobis_score(features: torch.Tensor, fit: ClassGaussians) -> torch.Tens
     Returns:
         ``(B,)`` distances (larger = more out-of-distribution).
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(features, "features", min_dim=2)
     diff = features.double()[:, None, :] - fit.means[None]  # (B, C, D)
@@ -300,7 +300,7 @@ def knn_feature_score(
     Returns:
         ``(B,)`` distances in ``[0, 2]`` (larger = more out-of-distribution).
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(features, "features", min_dim=2)
     check_tensor(bank, "bank", min_dim=2)
@@ -347,7 +347,7 @@ def fpr_at_tpr(scores_in: object, scores_out: object, tpr: float = 0.95) -> floa
     Returns:
         The FPR in ``[0, 1]``.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     s_in, s_out = _scores_1d(scores_in, "scores_in"), _scores_1d(scores_out, "scores_out")
     if not 0 < tpr <= 1:
@@ -375,7 +375,7 @@ def delong_covariance(scores_in: object, scores_out: object) -> tuple[np.ndarray
     Returns:
         ``aurocs`` ``(K,)`` and their covariance ``(K, K)``.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     s_in = np.atleast_2d(_as_matrix(scores_in, "scores_in"))
     s_out = np.atleast_2d(_as_matrix(scores_out, "scores_out"))
@@ -444,7 +444,7 @@ def delong_test(in_a: object, out_a: object, in_b: object, out_b: object) -> Del
     Returns:
         A :class:`DelongResult`.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     a_in, b_in = _scores_1d(in_a, "in_a"), _scores_1d(in_b, "in_b")
     a_out, b_out = _scores_1d(out_a, "out_a"), _scores_1d(out_b, "out_b")
@@ -481,7 +481,7 @@ def subspace_residual(anchors: torch.Tensor, x: torch.Tensor, basis: torch.Tenso
     Returns:
         ``(B,)`` distances.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(anchors, "anchors", min_dim=2)
     check_tensor(x, "x", min_dim=2)
@@ -517,7 +517,7 @@ def random_subspace_basis(
     Returns:
         ``(batch, n, k)`` float64 orthonormal columns.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     for value, name in ((batch, "batch"), (n, "n"), (k, "k")):
         check_positive(value, name, integer=True)
@@ -547,7 +547,7 @@ def local_pca_basis(
     Returns:
         ``(B, n, k)`` float64 orthonormal columns.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(anchors, "anchors", min_dim=2)
     check_tensor(bank, "bank", min_dim=2)
@@ -592,7 +592,7 @@ def matched_isotropic_noise(
     Returns:
         ``(B, *input_shape)`` noisy images.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     check_tensor(x, "x", min_dim=2)
     check_finite(x, "x")

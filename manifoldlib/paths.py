@@ -14,7 +14,7 @@ direction vanishes): ``across_leaves_path(model, start, direction, steps=...)``.
 ``step_size``, ``clamp``, ``record_every``, ``rtol`` and ``progress`` (a tqdm bar, off by
 default: library code called from chapters prints nothing unasked).
 
-Introduced in the chapters "Moving across leaves" and "Horizontal paths on the data leaf".
+Introduced in the chapters "Moving across leaves" and "Horizontal paths between test images".
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def horizontal_path(
     Returns:
         A :class:`PathResult`; ``distances`` are distances to the target.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     check_input(model, source, "source")
     check_like(source, target, "source", "target")
@@ -398,7 +398,7 @@ def linear_interpolation(source: torch.Tensor, target: torch.Tensor, num: int = 
     Returns:
         ``(num, B, *input_shape)`` points ``(1 - t) source + t target``.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     check_tensor(source, "source", min_dim=1)
     check_tensor(target, "target", min_dim=1)
@@ -434,7 +434,7 @@ def off_leaf_fraction(
     Returns:
         ``(B,)`` fractions in ``[0, 1]``; NaN for a zero step.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     check_input(model, x, "x")
     check_like(x, step, "x", "step")

@@ -40,9 +40,9 @@ projects on a C-dimensional space: D_x plus one spurious direction, mostly in ke
 float32 round-off is not the root cause: the C columns are dependent in any precision, and a
 solver that assumes full column rank turns the round-off of float64 into a spurious column
 too (measured near a stall point of Algorithm 1: 79% of the step outside D_x in float64,
-82% in float32). The chapter "Horizontal paths on the data leaf" measures the leak.
+82% in float32). The chapter "Horizontal paths between test images" measures the leak.
 
-Introduced in the chapter "Horizontal paths on the data leaf" (book/08) and used by
+Introduced in the chapter "Horizontal paths between test images" (book/08) and used by
 ``benchmarks/``.
 """
 
@@ -94,7 +94,7 @@ def reference_projection(model: nn.Module, x: torch.Tensor, v: torch.Tensor) -> 
     Returns:
         ``(*input_shape)`` the reference projection of ``v``.
 
-    Introduced in the chapter "Horizontal paths on the data leaf".
+    Introduced in the chapter "Horizontal paths between test images".
     """
     if not isinstance(x, torch.Tensor) or not isinstance(v, torch.Tensor):
         raise TypeError("x and v must be tensors")

@@ -7,7 +7,7 @@ a path equals the Fisher-Rao length of the curve its predictions trace on the si
 is at least the Fisher-Rao distance ``2 arccos sum_i sqrt(p_i q_i)`` between its endpoints'
 predictions (at most pi).
 
-Introduced in the chapter "The leaf as a Riemannian manifold" (book/16).
+Introduced in the chapter "Leaf pieces as Riemannian manifolds" (book/16).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def euclidean_lengths(points: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(R - 1, B)`` segment lengths ``||x_{t+1} - x_t||``.
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
     _check_points(points)
     return (points[1:] - points[:-1]).flatten(2).norm(dim=2)
@@ -68,7 +68,7 @@ def metric_lengths(
     Returns:
         ``(R - 1, B)`` segment lengths (float64).
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
     check_tensor(points, "points", min_dim=3)
     check_input(model, points[0], "points")  # model, dtype and device before the values
@@ -107,7 +107,7 @@ def fisher_rao_distance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(...)`` distances, float64.
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
     check_tensor(p, "p")
     check_tensor(q, "q")
@@ -131,7 +131,7 @@ def prediction_path_length(probabilities: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B,)`` lengths, float64.
 
-    Introduced in the chapter "The leaf as a Riemannian manifold".
+    Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
     check_tensor(probabilities, "probabilities", min_dim=3)
     if probabilities.shape[0] < 2:

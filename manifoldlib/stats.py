@@ -16,8 +16,8 @@
 
 Nothing here knows about models: inputs are counts or one-dimensional score arrays.
 
-Introduced in the chapters "How much of the data lies on one leaf" (book/12) and
-"Out-of-distribution detection by distance from the data leaf" (book/13); the tests, the
+Introduced in the chapters "How far horizontal paths get between test images" (book/12) and
+"Out-of-distribution detection by distance from leaf pieces" (book/13); the tests, the
 median and the claim/guard lines in "The spectrum of G" (book/06).
 """
 
@@ -76,7 +76,7 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     Returns:
         ``(low, high)``.
 
-    Introduced in the chapter "How much of the data lies on one leaf".
+    Introduced in the chapter "How far horizontal paths get between test images".
     """
     _check_counts(successes, trials, confidence)
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
@@ -107,7 +107,7 @@ def clopper_pearson_interval(
     Returns:
         ``(low, high)``.
 
-    Introduced in the chapter "How much of the data lies on one leaf".
+    Introduced in the chapter "How far horizontal paths get between test images".
     """
     from scipy.stats import beta
 
@@ -162,7 +162,7 @@ def auroc(scores_in: object, scores_out: object) -> float:
     Returns:
         The AUROC in ``[0, 1]``.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     s_in, s_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
     _, out_place = _placements(s_in, s_out)
@@ -188,7 +188,7 @@ def auroc_interval(
     Returns:
         ``(auroc, low, high)``, the bounds clipped to ``[0, 1]``.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     s_in, s_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
     if s_in.size < 2 or s_out.size < 2:
@@ -326,7 +326,7 @@ def holm_adjust(p_values: object) -> np.ndarray:
     Returns:
         ``(m,)`` adjusted p-values, in the input order.
 
-    Introduced in the chapter "Out-of-distribution detection by distance from the data leaf".
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     p = _as_scores(p_values, "p_values")
     if ((p < 0) | (p > 1)).any():
