@@ -25,9 +25,11 @@ Usage (from the repository root)::
     PYTHONPATH=$PWD python tools/rewrite_namespace.py --check book experiments  # list, exit 1
 
 Arguments are files or folders (folders: every ``.py``, ``.ipynb`` and ``.md`` below them,
-``_build``, ``vendor`` and hidden folders skipped).
+``_build``, ``vendor`` and hidden folders skipped; a file holding the line
+``# rewrite_namespace: skip`` is left as it is).
 """
 
+# rewrite_namespace: skip
 from __future__ import annotations
 
 import argparse
@@ -143,6 +145,8 @@ def rewrite_notebook(text: str, path: str = "") -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
+#: A file that holds this line is left as it is (this tool, its test: old spellings on purpose).
+SKIP_MARK = "# rewrite_namespace: " + "skip"
 _SKIP = {"_build", "vendor", "node_modules", "__pycache__"}
 
 
@@ -184,14 +188,14 @@ def misplaced_block_imports(text: str) -> list[str]:
 def rewrite_file(path: Path) -> str | None:
     """The rewritten text of ``path``, or None where nothing changes."""
     text = path.read_text(encoding="utf-8")
+    if SKIP_MARK in text:
+        return None
     rel = path.resolve().as_posix()
     if path.suffix == ".ipynb":
         new = rewrite_notebook(text, rel)
     elif path.suffix == ".md":
         new = rewrite_markdown(text, rel)
     else:
-        if Path(__file__).resolve() == path.resolve():
-            return None  # this tool's own examples
         new = rewrite_code(text, rel)
     return None if new == text else new
 
