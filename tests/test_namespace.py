@@ -104,6 +104,9 @@ def test_rewrite_notebook_touches_code_sources_only(tmp_path):
     md.write_text("ml.psnr in text\n```python\nml.psnr(a, b)\n```\n")
     rw.main([str(md)])
     assert md.read_text() == "ml.psnr in text\n```python\nml.images.psnr(a, b)\n```\n"
+    rw.main([str(md), str(path), "--prose", "--no-format"])
+    assert md.read_text().startswith("ml.images.psnr in text\n")
+    assert json.loads(path.read_text())["cells"][0]["source"] == ["ml.ood.energy_score\n"]
 
 
 def test_the_package_and_its_tests_use_the_new_spellings():

@@ -15,6 +15,8 @@ flat namespace:
 It edits the code cells of notebooks (``source`` only: outputs, ids and metadata are left as
 they are; the JSON is written back the way Jupyter writes it), ``.py`` files and the
 ````python`` blocks of Markdown files, and is idempotent (a second run changes nothing).
+With ``--prose`` it also rewrites the text (Markdown cells, whole ``.md`` files): the names
+the chapters' prose mentions (``ml.leaf_split`` in chapter 15's text).
 Changed ``.py`` files and notebooks are then formatted with ``ruff format`` (``--no-format``:
 not), as the project's rules ask after code-cell edits; multi-line ``from manifoldlib import (``
 blocks are reported, not rewritten.
@@ -123,17 +125,25 @@ def rewrite_code(text: str, path: str = "") -> str:
 _FENCE = re.compile(r"(^```(?:python|py|pycon)[^\n]*\n)(.*?)(^```)", re.M | re.S)
 
 
-def rewrite_markdown(text: str, path: str = "") -> str:
-    """``text`` with :func:`rewrite_code` applied inside its ````python`` blocks."""
+def rewrite_markdown(text: str, path: str = "", prose: bool = False) -> str:
+    """``text`` with :func:`rewrite_code` applied inside its ````python`` blocks.
+
+    With ``prose``: everywhere, the names in the text too.
+    """
+    if prose:
+        return rewrite_code(text, path)
     return _FENCE.sub(lambda m: m.group(1) + rewrite_code(m.group(2), path) + m.group(3), text)
 
 
-def rewrite_notebook(text: str, path: str = "") -> str:
-    """A notebook's JSON with :func:`rewrite_code` applied to its code cells' sources only."""
+def rewrite_notebook(text: str, path: str = "", prose: bool = False) -> str:
+    """A notebook's JSON with :func:`rewrite_code` applied to its code cells' sources only.
+
+    With ``prose``: to its Markdown cells' sources too.
+    """
     nb = json.loads(text)
     changed = False
     for cell in nb["cells"]:
-        if cell.get("cell_type") != "code":
+        if cell.get("cell_type") != "code" and not (prose and cell.get("cell_type") == "markdown"):
             continue
         src = "".join(cell["source"])
         new = rewrite_code(src, path)
@@ -185,16 +195,16 @@ def misplaced_block_imports(text: str) -> list[str]:
     return out
 
 
-def rewrite_file(path: Path) -> str | None:
+def rewrite_file(path: Path, prose: bool = False) -> str | None:
     """The rewritten text of ``path``, or None where nothing changes."""
     text = path.read_text(encoding="utf-8")
     if SKIP_MARK in text:
         return None
     rel = path.resolve().as_posix()
     if path.suffix == ".ipynb":
-        new = rewrite_notebook(text, rel)
+        new = rewrite_notebook(text, rel, prose)
     elif path.suffix == ".md":
-        new = rewrite_markdown(text, rel)
+        new = rewrite_markdown(text, rel, prose)
     else:
         new = rewrite_code(text, rel)
     return None if new == text else new
@@ -206,10 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("paths", nargs="+", help="files or folders")
     ap.add_argument("--check", action="store_true", help="list the files, change nothing")
     ap.add_argument("--no-format", action="store_true", help="skip ruff format afterwards")
+    ap.add_argument(
+        "--prose", action="store_true", help="also the text: Markdown cells and whole .md files"
+    )
     args = ap.parse_args(argv)
     changed = []
     for f in files(args.paths):
-        new = rewrite_file(f)
+        new = rewrite_file(f, args.prose)
         if new is None:
             continue
         changed.append(f)
