@@ -3,8 +3,14 @@
 Both path routines are batched: B paths advance together, one forward pass and C backward
 passes per step for the whole batch, and a pair that has stopped drops out of the batch.
 Nothing about the geometry can be cached between steps: the ReLU activation pattern, hence
-the Jacobian, changes as the point moves. Both run the same loop (stepping, clamping,
-recording, stopping); they differ only in the direction of a step and in when a path stops.
+the Jacobian, changes as the point moves.
+
+One loop, :func:`walk`, runs every path of the library: these two, Algorithm 1's variants
+(:func:`manifoldlib.algorithm1.algorithm1_paths`) and the leaf projections built on them. A
+configuration chooses the step direction, the step length, the :class:`StopRules`
+(:data:`HORIZONTAL`, :data:`ACROSS`, :data:`manifoldlib.algorithm1.ALGORITHM1`) and the
+observers that record what it needs; every path reports ``steps_taken`` and one of the
+:data:`STOP_REASONS` per path.
 
 Naming rule for the arguments. A path that heads for a target names its ends ``source`` and
 ``target`` and its step budget ``max_steps`` (it stops early at the target):
