@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HELPERS = {"__init__", "__main__", "records"}
+HELPERS = {"__init__", "__main__", "pairs", "records"}
 
 
 def studies() -> dict[str, str]:

@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
+from experiments.pairs import choose_pairs as draw_pairs
 from experiments.records import RunRecord, write_json
 from manifoldlib.algorithm1 import algorithm1_paths, logprob_columns
 from manifoldlib.training import checkpoint_path, load_checkpoint
@@ -122,31 +123,25 @@ def choose_pairs(model, data, n: int, seed: int = 13) -> list[dict]:
     """``n`` seeded pairs (source, target) of test images of different classes.
 
     Sources follow the paper's code: a random test image on which no class has probability
-    above 0.99; the target is a random test image of another class.
+    above 0.99; the target is a random test image of another class
+    (:func:`experiments.pairs.choose_pairs`, rule ``"unsure_source"``).
     """
-    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         p = torch.softmax(model(data.test_x), 1)
     conf = p.max(1).values
-    ok = (conf <= 0.99).nonzero().flatten()
-    pairs = []
-    while len(pairs) < n:
-        s = int(ok[torch.randint(len(ok), (1,), generator=gen)])
-        t = int(torch.randint(len(data.test_x), (1,), generator=gen))
-        if int(data.test_y[s]) == int(data.test_y[t]) or any(q["source_index"] == s for q in pairs):
-            continue
-        pairs.append(
-            {
-                "pair": len(pairs),
-                "seed": seed,
-                "source_index": s,
-                "target_index": t,
-                "source_label": int(data.test_y[s]),
-                "target_label": int(data.test_y[t]),
-                "source_confidence": round(float(conf[s]), 4),
-            }
-        )
-    return pairs
+    src, tgt = draw_pairs(data.test_y, n, seed, rule="unsure_source", confidence=conf)
+    return [
+        {
+            "pair": k,
+            "seed": seed,
+            "source_index": s,
+            "target_index": t,
+            "source_label": int(data.test_y[s]),
+            "target_label": int(data.test_y[t]),
+            "source_confidence": round(float(conf[s]), 4),
+        }
+        for k, (s, t) in enumerate(zip(src.tolist(), tgt.tolist(), strict=True))
+    ]
 
 
 class RowWriter:

@@ -26,21 +26,11 @@ from pathlib import Path
 import torch
 
 import manifoldlib as ml
+from experiments.pairs import choose_pairs as draw_pairs
 from experiments.records import RunRecord, write_json
 from manifoldlib.geodesics import leaf_geodesic, sphere_embedding
 
 OUT = Path(__file__).parent / "results"
-
-
-def pairs(labels: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` seeded (source, target) index pairs of test images of different classes."""
-    g = torch.Generator().manual_seed(seed)
-    src = torch.randperm(len(labels), generator=g)[:n]
-    tgt = []
-    for i in src.tolist():
-        cand = (labels != labels[i]).nonzero().flatten()
-        tgt.append(int(cand[torch.randint(len(cand), (1,), generator=g)]))
-    return src, torch.tensor(tgt)
 
 
 def run(model, data, src, tgt, *, path_steps: int, lift_steps: int) -> list[dict]:
@@ -117,7 +107,7 @@ def main(n_pairs: int = 60, path_steps: int = 300, lift_steps: int = 48) -> None
     data = ml.load_mnist(P.mnist_source)
     model = ml.cached_train(P.mnist_config(), epoch=P.mnist_epoch, progress=False).model
     record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
-    src, tgt = pairs(data.test_y, n_pairs, seed=16)
+    src, tgt = draw_pairs(data.test_y, n_pairs, seed=16, rule="other_class")
     rows = run(model, data, src, tgt, path_steps=path_steps, lift_steps=lift_steps)
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "leaf_geodesics.csv", "w", newline="") as f:

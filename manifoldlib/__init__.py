@@ -19,6 +19,7 @@ Quick start::
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 
@@ -58,7 +59,8 @@ _MODULE_ONLY = (
 )
 
 
-def _declared_names(module: str) -> list[str]:
+@functools.cache
+def _declared_names(module: str) -> tuple[str, ...]:
     """A module's ``__all__``, read from its source without importing it."""
     spec = importlib.util.find_spec(f"{__name__}.{module}")
     with open(spec.origin, encoding="utf-8") as f:
@@ -67,35 +69,90 @@ def _declared_names(module: str) -> list[str]:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
         ):
-            return list(ast.literal_eval(node.value))
+            return tuple(ast.literal_eval(node.value))
     raise ImportError(f"manifoldlib.{module} defines no literal __all__")
 
 
-#: Where each top-level name lives: ``name -> module``.
-_HOME: dict[str, str] = {}
-for _module in _EAGER:
-    _mod = importlib.import_module(f".{_module}", __name__)
-    for _name in _mod.__all__:
-        globals()[_name] = getattr(_mod, _name)
-        _HOME[_name] = _module
-for _module in _LAZY:
-    for _name in _declared_names(_module):
-        _HOME[_name] = _module
-del _module, _mod, _name
+#: The core that the README teaches, ``ml.<name>``: load data and models, the local data
+#: matrix and its distribution, the paths and their lengths. Every other public name lives in
+#: its module only (``ml.ood.energy_score``, ``ml.stats.auroc``); ``tools/rewrite_namespace.py``
+#: rewrites the older ``ml.<name>`` spellings.
+CORE: dict[str, tuple[str, ...]] = {
+    "data": ("ImageData", "load_cifar10", "load_mnist"),
+    "models": ("MLP", "MnistCNN", "VGG"),
+    "training": ("TrainConfig", "accuracy", "cached_train", "train"),
+    "profiles": ("Profile", "current_profile"),
+    "toy": ("load_toy",),
+    "geometry": (
+        "LowRankPSD",
+        "kernel_projection",
+        "local_data_lowrank",
+        "local_data_matrix",
+        "log_probabilities",
+        "logprob_jacobian",
+        "mean_trace",
+        "score_jacobian",
+        "tangent_basis",
+        "tangent_projection",
+        "tangent_projection_from_jacobian",
+        "trace_mc",
+    ),
+    "paths": (
+        "PathResult",
+        "across_leaves_path",
+        "horizontal_path",
+        "linear_interpolation",
+        "off_leaf_fraction",
+    ),
+    "riemannian": ("fisher_rao_distance", "metric_lengths"),
+    "leaf": ("leaf_projection",),
+}
 
-__all__ = sorted({*_HOME, *_EAGER, *_LAZY, *_MODULE_ONLY})
+for _module in _EAGER:
+    globals()[_module] = importlib.import_module(f".{_module}", __name__)
+for _module, _names in CORE.items():
+    for _name in _names:
+        globals()[_name] = getattr(globals()[_module], _name)
+del _module, _names, _name
+
+__all__ = sorted(name for names in CORE.values() for name in names)
+#: The public modules, ``ml.<module>`` (every one reachable after ``import manifoldlib``).
+MODULES = tuple(sorted({*_EAGER, *_LAZY, *_MODULE_ONLY}))
+
+
+def home(name: str) -> str:
+    """The public module that defines ``name`` (read from the modules' ``__all__``).
+
+    Args:
+        name: a public name, e.g. ``"energy_score"``.
+
+    Returns:
+        The module's name, e.g. ``"ood"``.
+
+    Raises:
+        KeyError: no public module defines ``name``.
+
+    Introduced in the chapter "The pipeline end to end" (book/00).
+    """
+    for module in MODULES:
+        if name in _declared_names(module):
+            return module
+    raise KeyError(name)
 
 
 def __getattr__(name: str) -> object:
-    """Import a lazy module, or the module of a lazy name, on first use."""
+    """Import a lazy module on first use; say where a name that left the top level lives."""
     if name in _LAZY or name in _MODULE_ONLY:
         return importlib.import_module(f".{name}", __name__)
-    if name in _HOME:
-        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        module = home(name)
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    raise AttributeError(
+        f"manifoldlib.{name} is manifoldlib.{module}.{name} (only the core is at the top "
+        "level; see manifoldlib.CORE)"
+    )
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, *MODULES})

@@ -28,7 +28,7 @@ Introduced in the chapter "Horizontal paths between test images".
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,15 +42,15 @@ from ._checks import (
     check_positive,
     check_same_shape,
     check_tensor,
-    eval_mode,
 )
 from .geometry import score_jacobian, tangent_projection_from_jacobian
+from .paths import VANISHING, Observer, Step, StopRules, Walk, walk
 
 __all__ = [
+    "ALGORITHM1",
     "PROJECTIONS",
     "STEP_RULES",
     "Algorithm1Result",
-    "StallDetector",
     "algorithm1_paths",
     "logprob_columns",
     "project",
@@ -63,6 +63,10 @@ PROJECTIONS = ("exact", "gels", "gelsy", "dropcol", "rowspace")
 STEP_RULES = ("fixed", "shortened")
 
 Clamp = tuple[float | torch.Tensor, float | torch.Tensor] | None
+#: Algorithm 1's stop rules as the paper's loop: it runs while ``||d - x|| > threshold`` and
+#: takes every step, however short (no vanishing rule: a path whose direction vanished runs
+#: to ``max_steps`` with zero-length steps, unless ``stop_on_vanishing``).
+ALGORITHM1 = StopRules(max_steps=5000, threshold=1.0, inclusive=True)
 
 
 def logprob_columns(jac: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -164,38 +168,6 @@ def step_lengths(vnorm: torch.Tensor, step_size: float, rule: str | Sequence[str
     return torch.where(short, torch.minimum(full, vnorm), full)
 
 
-class StallDetector:
-    """Detect that a batch of descending distances has stopped falling.
-
-    A path has *stalled* when its distance has not reached a new minimum, lower than the
-    previous one by a relative margin ``rel``, for ``window`` steps. The stall step is the
-    step of that last minimum: where the distance stopped falling.
-
-    Args:
-        batch: number of paths ``B``.
-        window: steps without a new minimum that make a stall.
-        rel: relative improvement that counts as a new minimum.
-
-    Introduced in the chapter "Horizontal paths between test images".
-    """
-
-    def __init__(
-        self, batch: int, window: int, rel: float = 1e-3, device: torch.device | str = "cpu"
-    ) -> None:
-        check_positive(window, "window", integer=True)
-        self.window, self.rel = window, rel
-        self.best = torch.full((batch,), float("inf"), dtype=torch.float64, device=device)
-        self.best_step = torch.zeros(batch, dtype=torch.long, device=device)
-
-    def update(self, idx: torch.Tensor, dist: torch.Tensor, step: int) -> torch.Tensor:
-        """Record ``dist`` ``(k,)`` of paths ``idx`` at ``step``; ``(k,)`` True where stalled."""
-        d = dist.detach().double().to(self.best.device)
-        better = d < self.best[idx] * (1 - self.rel)
-        self.best[idx] = torch.where(better, d, self.best[idx])
-        self.best_step[idx] = torch.where(better, step, self.best_step[idx])
-        return (step - self.best_step[idx]) >= self.window
-
-
 @dataclass
 class Algorithm1Result:
     """What a batch of Algorithm 1 paths did.
@@ -207,9 +179,11 @@ class Algorithm1Result:
         min_distance: ``(B,)`` smallest distance along the path.
         reached: ``(B,)`` whether the distance fell below the threshold.
         stall_step: ``(B,)`` step of the last new minimum for stalled paths, -1 otherwise.
-        steps: ``(B,)`` steps run.
+        steps_taken: ``(B,)`` steps run.
         path_length: ``(B,)`` Euclidean length travelled (clamp included).
-        reasons: ``"reached"``, ``"stalled"``, ``"max_steps"`` or ``"budget"`` per path.
+        stop_reasons: ``"reached"``, ``"stalled"``, ``"max_steps"``, ``"budget"`` or (with
+            ``stop_on_vanishing``) ``"vanishing direction"`` per path (see
+            :data:`manifoldlib.paths.STOP_REASONS`).
         fall_in: ``(B,)`` summed fall of ``||d - x||^2`` due to the steps' components in D_x.
         fall_off: ``(B,)`` the same for the components outside D_x.
         fall_clamp: ``(B,)`` the same for the clamp.
@@ -224,15 +198,25 @@ class Algorithm1Result:
     min_distance: torch.Tensor
     reached: torch.Tensor
     stall_step: torch.Tensor
-    steps: torch.Tensor
+    steps_taken: torch.Tensor
     path_length: torch.Tensor
-    reasons: list[str]
+    stop_reasons: list[str]
     fall_in: torch.Tensor
     fall_off: torch.Tensor
     fall_clamp: torch.Tensor
     off_share_late: torch.Tensor
     record_steps: torch.Tensor
     distances: torch.Tensor
+
+    @property
+    def steps(self) -> torch.Tensor:
+        """``steps_taken`` under the name the experiment scripts use (their CSV column)."""
+        return self.steps_taken
+
+    @property
+    def reasons(self) -> list[str]:
+        """``stop_reasons`` under the name the experiment scripts use (their CSV column)."""
+        return self.stop_reasons
 
 
 def _per_path(value: object, b: int, name: str) -> list:
@@ -262,8 +246,12 @@ def algorithm1_paths(
     on_record: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
     deadline: float | None = None,
     rtol: float | None = None,
+    stop_on_vanishing: bool = False,
 ) -> Algorithm1Result:
     """Run Algorithm 1 for ``B`` paths that may each use another variant, in one batch.
+
+    A configuration of the one path loop, :func:`manifoldlib.paths.walk` (stop rules
+    :data:`ALGORITHM1`), with an observer that splits each step's fall of the distance.
 
     Each step computes one score Jacobian for all active paths, projects ``d - x`` with each
     path's projection, steps by its step rule, clamps (where asked), and measures how the step
@@ -294,6 +282,9 @@ def algorithm1_paths(
             ``"budget"``), for runs on a shared machine.
         rtol: relative tolerance of the rank decision in the exact projections (the
             ``"exact"`` variant and the attribution's split of each step); None: the default.
+        stop_on_vanishing: stop a path whose direction vanished (``"vanishing direction"``,
+            as :func:`manifoldlib.horizontal_path`) instead of running it to ``max_steps``
+            with zero-length steps (the paper's loop; the default).
 
     Returns:
         An :class:`Algorithm1Result`.
@@ -315,136 +306,136 @@ def algorithm1_paths(
         raise ValueError(f"rule must be in {STEP_RULES}, got {rule!r}")
     if any(clamps) and clamp is None:
         raise ValueError("clamp=(low, high) is needed for paths with clamp_on")
-    x = source.detach().clone()
-    target = target.detach().to(x.dtype)
-    dist = (target - x).flatten(1).norm(dim=1)
-    d0 = dist.clone()
-    dmin = dist.clone()
-    reached = dist <= threshold
-    active = ~reached
-    reasons = ["reached" if r else "max_steps" for r in reached.tolist()]
-    dev = x.device  # every bookkeeping tensor lives on the data's device
-    steps = torch.zeros(b, dtype=torch.long, device=dev)
-    plen = torch.zeros(b, dtype=torch.float64, device=dev)
-    stall = torch.full((b,), -1, dtype=torch.long, device=dev)
-    falls = torch.zeros(3, b, dtype=torch.float64, device=dev)
-    late: list[list[float]] = [[] for _ in range(b)]
-    detector = StallDetector(b, stall_window, stall_rel, dev) if stall_window else None
-    if detector is not None:
-        detector.update(torch.arange(b, device=dev), dist, 0)
-    rec_steps, rec = [0], [dist.clone()]
-    clamp_mask = torch.tensor(clamps, device=dev)
-    shape = (-1,) + (1,) * (x.dim() - 1)
+    target = target.detach().to(source.dtype)
+    dev = source.device  # every bookkeeping tensor lives on the data's device
 
-    def finish(i: int) -> None:
-        if on_finish is not None:
-            on_finish(
-                i,
-                {
-                    "projection": projs[i],
-                    "rule": rules[i],
-                    "clamp": clamps[i],
-                    "reached": bool(reached[i]),
-                    "initial_distance": float(d0[i]),
-                    "final_distance": float(dist[i]),
-                    "min_distance": float(dmin[i]),
-                    "stall_step": int(stall[i]),
-                    "steps": int(steps[i]),
-                    "path_length": float(plen[i]),
-                    "reason": reasons[i],
-                    "fall_in": float(falls[0, i]),
-                    "fall_off": float(falls[1, i]),
-                    "fall_clamp": float(falls[2, i]),
-                    "off_share_late": _median(late[i]),
-                },
-            )
+    def direction(idx: torch.Tensor, xa: torch.Tensor) -> tuple:
+        jac, logp = score_jacobian(model, xa, return_logp=True)
+        delta = target[idx] - xa
+        v = torch.empty_like(delta)
+        for method in set(projs[i] for i in idx.tolist()):
+            sel = torch.tensor([projs[i] == method for i in idx.tolist()], device=dev)
+            v[sel] = project(jac[sel], logp[sel], delta[sel], method, rtol=rtol)
+        return v, delta.flatten(1).norm(dim=1), {"jac": jac, "logp": logp}
 
-    for i in torch.nonzero(~active).flatten().tolist():
-        finish(i)
-    with eval_mode(model):
-        for t in range(1, max_steps + 1):
-            idx = active.nonzero().flatten()
-            if idx.numel() == 0:
-                break
-            if deadline is not None and time.time() > deadline:
-                for i in idx.tolist():
-                    reasons[i] = "budget"
-                break
-            xa = x[idx]
-            jac, logp = score_jacobian(model, xa, return_logp=True)
-            delta = target[idx] - xa
-            v = torch.empty_like(delta)
-            for method in set(projs[i] for i in idx.tolist()):
-                sel = torch.tensor([projs[i] == method for i in idx.tolist()], device=dev)
-                v[sel] = project(jac[sel], logp[sel], delta[sel], method, rtol=rtol)
-            vnorm = v.flatten(1).norm(dim=1)
-            length = step_lengths(vnorm, step_size, [rules[i] for i in idx.tolist()])
-            s = (length / vnorm.clamp_min(1e-30)).view(shape) * v
-            s_in = tangent_projection_from_jacobian(jac, s, rtol=rtol)
-            moved = xa + s
-            new = moved.clone()
-            cm = clamp_mask[idx]
-            if bool(cm.any()):
-                lo, hi = clamp
-                new[cm] = torch.clamp(moved[cm], min=lo, max=hi)
+    def distance(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return (target[idx] - z).flatten(1).norm(dim=1)
 
-            def f(z: torch.Tensor, d: torch.Tensor = target[idx]) -> torch.Tensor:
-                return (d - z).flatten(1).double().pow(2).sum(1)
-
-            f0, f_in, f_s, f_new = f(xa), f(xa + s_in), f(moved), f(new)
-            falls[0, idx] += f0 - f_in
-            falls[1, idx] += f_in - f_s
-            falls[2, idx] += f_s - f_new
-            share = ((s - s_in).flatten(1).norm(dim=1) / s.flatten(1).norm(dim=1)).tolist()
-            x[idx] = new
-            steps[idx] += 1
-            plen[idx] += (new - xa).flatten(1).norm(dim=1).double()
-            dist[idx] = (target[idx] - new).flatten(1).norm(dim=1)
-            dmin[idx] = torch.minimum(dmin[idx], dist[idx])
-            for k, i in enumerate(idx.tolist()):
-                late[i].append(share[k])
-                if len(late[i]) > 100:
-                    late[i].pop(0)
-            done = dist[idx] <= threshold
-            stalled = (
-                detector.update(idx, dist[idx], t)
-                if detector is not None
-                else torch.zeros_like(done)
-            )
-            for k, i in enumerate(idx.tolist()):
-                if bool(done[k]):
-                    reasons[i], reached[i] = "reached", True
-                elif bool(stalled[k]):
-                    reasons[i] = "stalled"
-                    stall[i] = int(detector.best_step[i])
-                else:
-                    continue
-                active[i] = False
-                finish(i)
-            if t % record_every == 0:
-                rec_steps.append(t)
-                rec.append(torch.where(active | (steps == t), dist, torch.nan))
-                if on_record is not None:
-                    on_record(torch.tensor(rec_steps), torch.stack(rec))
-    for i in active.nonzero().flatten().tolist():
-        finish(i)
-    return Algorithm1Result(
-        final=x,
-        initial_distance=d0,
-        final_distance=dist,
-        min_distance=dmin,
-        reached=reached,
-        stall_step=stall,
-        steps=steps,
-        path_length=plen,
-        reasons=reasons,
-        fall_in=falls[0],
-        fall_off=falls[1],
-        fall_clamp=falls[2],
-        off_share_late=torch.tensor([_median(a) for a in late]),
-        record_steps=torch.tensor(rec_steps),
-        distances=torch.stack(rec),
+    d0 = distance(source.detach(), torch.arange(b, device=dev))
+    attribution = _Attribution(
+        target, d0, record_every, rtol, on_finish, on_record, projs, rules, clamps
     )
+    stops = dataclasses.replace(
+        ALGORITHM1,
+        max_steps=max_steps,
+        threshold=threshold,
+        vanishing=VANISHING if stop_on_vanishing else None,
+        stall_window=stall_window,
+        stall_rel=stall_rel,
+        deadline=deadline,
+    )
+    w = walk(
+        model,
+        source,
+        direction,
+        distance,
+        lambda vnorm, idx: step_lengths(vnorm, step_size, [rules[i] for i in idx.tolist()]),
+        stops,
+        clamp=clamp if any(clamps) else None,
+        clamp_mask=torch.tensor(clamps, device=dev),
+        observers=(attribution,),
+    )
+    return Algorithm1Result(
+        final=w.x,
+        initial_distance=d0,
+        final_distance=w.dist,
+        min_distance=attribution.dmin,
+        reached=w.reached,
+        stall_step=w.stall_step,
+        steps_taken=w.steps_taken,
+        path_length=attribution.plen,
+        stop_reasons=w.stop_reasons,
+        fall_in=attribution.falls[0],
+        fall_off=attribution.falls[1],
+        fall_clamp=attribution.falls[2],
+        off_share_late=torch.tensor([_median(a) for a in attribution.late]),
+        record_steps=torch.tensor(attribution.rec_steps),
+        distances=torch.stack(attribution.rec),
+    )
+
+
+class _Attribution(Observer):
+    """Algorithm 1's observer: the fall of ``||d - x||^2`` split in three, lengths, traces.
+
+    Each step's change of ``||d - x||^2`` is split into its step's component in ``D_x`` (the
+    exact projection at the same point), its component outside ``D_x`` and the clamp; it
+    also keeps the path length, the smallest distance, the last 100 off-``D_x`` shares, the
+    distances every ``record_every`` steps (NaN once a path stopped) and calls ``on_finish``
+    and ``on_record``.
+    """
+
+    def __init__(self, target, d0, record_every, rtol, on_finish, on_record, projs, rules, clamps):
+        b, dev = d0.shape[0], d0.device
+        self.target, self.d0, self.every, self.rtol = target, d0, record_every, rtol
+        self.on_finish, self.on_record = on_finish, on_record
+        self.projs, self.rules, self.clamps = projs, rules, clamps
+        self.dmin = d0.clone()
+        self.plen = torch.zeros(b, dtype=torch.float64, device=dev)
+        self.falls = torch.zeros(3, b, dtype=torch.float64, device=dev)
+        self.late: list[list[float]] = [[] for _ in range(b)]
+        self.rec_steps, self.rec = [0], [d0.clone()]
+
+    def stepped(self, walk: Walk, step: Step) -> None:
+        idx, xa, s, moved, new = step.idx, step.before, step.step, step.moved, step.after
+        s_in = tangent_projection_from_jacobian(step.context["jac"], s, rtol=self.rtol)
+        d = self.target[idx]
+
+        def f(z: torch.Tensor) -> torch.Tensor:
+            return (d - z).flatten(1).double().pow(2).sum(1)
+
+        f0, f_in, f_s, f_new = f(xa), f(xa + s_in), f(moved), f(new)
+        self.falls[0, idx] += f0 - f_in
+        self.falls[1, idx] += f_in - f_s
+        self.falls[2, idx] += f_s - f_new
+        share = ((s - s_in).flatten(1).norm(dim=1) / s.flatten(1).norm(dim=1)).tolist()
+        self.plen[idx] += (new - xa).flatten(1).norm(dim=1).double()
+        self.dmin[idx] = torch.minimum(self.dmin[idx], walk.dist[idx])
+        for k, i in enumerate(idx.tolist()):
+            self.late[i].append(share[k])
+            if len(self.late[i]) > 100:
+                self.late[i].pop(0)
+
+    def stopped(self, walk: Walk, i: int) -> None:
+        if self.on_finish is None:
+            return
+        self.on_finish(
+            i,
+            {
+                "projection": self.projs[i],
+                "rule": self.rules[i],
+                "clamp": self.clamps[i],
+                "reached": walk.stop_reasons[i] == "reached",
+                "initial_distance": float(self.d0[i]),
+                "final_distance": float(walk.dist[i]),
+                "min_distance": float(self.dmin[i]),
+                "stall_step": int(walk.stall_step[i]),
+                "steps": int(walk.steps_taken[i]),
+                "path_length": float(self.plen[i]),
+                "reason": walk.stop_reasons[i],
+                "fall_in": float(self.falls[0, i]),
+                "fall_off": float(self.falls[1, i]),
+                "fall_clamp": float(self.falls[2, i]),
+                "off_share_late": _median(self.late[i]),
+            },
+        )
+
+    def recorded(self, walk: Walk, t: int) -> None:
+        if t % self.every != 0:
+            return
+        self.rec_steps.append(t)
+        self.rec.append(torch.where(walk.active | (walk.steps_taken == t), walk.dist, torch.nan))
+        if self.on_record is not None:
+            self.on_record(torch.tensor(self.rec_steps), torch.stack(self.rec))
 
 
 def _median(values: list[float]) -> float:

@@ -114,7 +114,7 @@ class GeodesicResult:
             step outside ``D_x`` (0 up to round-off unless clamped).
         stopped: ``(B,)`` the step after which the lift was stopped (``T`` if never).
         stop_reasons: one string per pair: ``"arrived"``, ``"left the circle"``,
-            ``"degenerate D_x"`` or ``"non-finite"``.
+            ``"degenerate D_x"`` or ``"non-finite"`` (see :data:`manifoldlib.paths.STOP_REASONS`).
 
     Introduced in the chapter "Leaf pieces as Riemannian manifolds".
     """
@@ -130,6 +130,11 @@ class GeodesicResult:
     off_leaf: torch.Tensor
     stopped: torch.Tensor
     stop_reasons: list[str]
+
+    @property
+    def steps_taken(self) -> torch.Tensor:
+        """``(B,)`` steps each lift made before it stopped (``stopped``: one vocabulary with paths)."""
+        return self.stopped
 
     def g_length(self) -> torch.Tensor:
         """``(B,)`` G-length of each lift (sum of its segment lengths), float64."""

@@ -78,7 +78,7 @@ def precision(model: nn.Module, dtype: torch.dtype = torch.float64) -> Iterator[
 
     Example::
 
-        with ml.precision(model):
+        with ml.geometry.precision(model):
             G = ml.local_data_lowrank(model, x.double())
 
     Args:
@@ -614,8 +614,7 @@ TRACE_CHUNK = 64
 class MeanTrace:
     """The mean of ``Tr G(x, w)`` over a batch (:func:`mean_trace`).
 
-    Also readable as the dictionary that :func:`mean_trace` used to return: ``m["trace"]``,
-    ``m["trace_stderr"]``, ``m["rank_min"]``, ``m["rank_max"]``; and ``float(m)`` is the mean.
+    ``float(m)`` is the mean.
 
     Attributes:
         mean: the batch mean of the trace.
@@ -632,18 +631,6 @@ class MeanTrace:
     rank_min: int | None = None
     rank_max: int | None = None
     method: str = "exact"
-
-    _KEYS = {
-        "trace": "mean",
-        "trace_stderr": "mean_stderr",
-        "rank_min": "rank_min",
-        "rank_max": "rank_max",
-    }
-
-    def __getitem__(self, key: str) -> float | int | None:
-        if key not in self._KEYS:
-            raise KeyError(key)
-        return getattr(self, self._KEYS[key])
 
     def __float__(self) -> float:
         return self.mean

@@ -18,7 +18,7 @@ orbits. This module holds what the chapters of Part III need:
 
 The statistics (Wilson, Clopper-Pearson, AUROC) live in :mod:`manifoldlib.stats`, the image
 utilities (PSNR, blur) in :mod:`manifoldlib.images` and the rendered letters in
-:mod:`manifoldlib.data`; their names are still importable from here.
+:mod:`manifoldlib.data`.
 
 Convention for every OOD score: **larger means more out-of-distribution**, and
 ``auroc(in, out)`` is the probability that an out-of-distribution input scores higher than an
@@ -48,10 +48,7 @@ from ._checks import (
 
 # The imports marked F401: names that lived here before the split into data, images and
 # stats, kept importable as ``manifoldlib.leaf.<name>``.
-from .data import LETTERS, rendered_characters  # noqa: F401
-from .images import best_blur, gaussian_blur, psnr  # noqa: F401
 from .paths import Clamp, across_leaves_path, horizontal_path
-from .stats import auroc, auroc_interval, clopper_pearson_interval, wilson_interval  # noqa: F401
 
 __all__ = [
     "LeafProjection",

@@ -3,8 +3,14 @@
 Both path routines are batched: B paths advance together, one forward pass and C backward
 passes per step for the whole batch, and a pair that has stopped drops out of the batch.
 Nothing about the geometry can be cached between steps: the ReLU activation pattern, hence
-the Jacobian, changes as the point moves. Both run the same loop (stepping, clamping,
-recording, stopping); they differ only in the direction of a step and in when a path stops.
+the Jacobian, changes as the point moves.
+
+One loop, :func:`walk`, runs every path of the library: these two, Algorithm 1's variants
+(:func:`manifoldlib.algorithm1.algorithm1_paths`) and the leaf projections built on them. A
+configuration chooses the step direction, the step length, the :class:`StopRules`
+(:data:`HORIZONTAL`, :data:`ACROSS`, :data:`manifoldlib.algorithm1.ALGORITHM1`) and the
+observers that record what it needs; every path reports ``steps_taken`` and one of the
+:data:`STOP_REASONS` per path.
 
 Naming rule for the arguments. A path that heads for a target names its ends ``source`` and
 ``target`` and its step budget ``max_steps`` (it stops early at the target):
@@ -19,7 +25,9 @@ Introduced in the chapters "Moving across leaves" and "Horizontal paths between 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -39,11 +47,20 @@ from ._checks import (
 )
 
 __all__ = [
+    "ACROSS",
+    "HORIZONTAL",
+    "STOP_REASONS",
+    "Observer",
     "PathResult",
+    "StallDetector",
+    "Step",
+    "StopRules",
+    "Walk",
     "across_leaves_path",
     "horizontal_path",
     "linear_interpolation",
     "off_leaf_fraction",
+    "walk",
 ]
 
 #: A projected direction shorter than this fraction of the vector it came from has vanished.
@@ -171,80 +188,357 @@ def _finish(
     )
 
 
-#: ``(idx, x[idx], rows) -> (v, reference)``: the step direction of the active paths ``idx``,
-#: and the norms its length is compared with to decide that it vanished.
-StepDirection = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple]
+class StallDetector:
+    """Detect that a batch of descending distances has stopped falling.
+
+    A path has *stalled* when its distance has not reached a new minimum, lower than the
+    previous one by a relative margin ``rel``, for ``window`` steps. The stall step is the
+    step of that last minimum: where the distance stopped falling.
+
+    Args:
+        batch: number of paths ``B``.
+        window: steps without a new minimum that make a stall.
+        rel: relative improvement that counts as a new minimum.
+
+    Introduced in the chapter "Horizontal paths between test images".
+    """
+
+    def __init__(
+        self, batch: int, window: int, rel: float = 1e-3, device: torch.device | str = "cpu"
+    ) -> None:
+        check_positive(window, "window", integer=True)
+        self.window, self.rel = window, rel
+        self.best = torch.full((batch,), float("inf"), dtype=torch.float64, device=device)
+        self.best_step = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def update(self, idx: torch.Tensor, dist: torch.Tensor, step: int) -> torch.Tensor:
+        """Record ``dist`` ``(k,)`` of paths ``idx`` at ``step``; ``(k,)`` True where stalled."""
+        d = dist.detach().double().to(self.best.device)
+        better = d < self.best[idx] * (1 - self.rel)
+        self.best[idx] = torch.where(better, d, self.best[idx])
+        self.best_step[idx] = torch.where(better, step, self.best_step[idx])
+        return (step - self.best_step[idx]) >= self.window
+
+
+#: Why a path stopped: one vocabulary for every path routine (``stop_reasons``). Paths and
+#: leaf projections use the first five, geodesic lifts (:func:`manifoldlib.leaf_geodesic`) the
+#: last four.
+STOP_REASONS = {
+    "reached": "came within the threshold of its target",
+    "max_steps": "ran out of steps",
+    "vanishing direction": "its step direction vanished (a local minimum of the distance)",
+    "stalled": "its distance stopped falling (see StallDetector)",
+    "budget": "a wall-clock deadline stopped it",
+    "arrived": "a geodesic lift that reached the end of its great circle",
+    "left the circle": "a geodesic lift whose prediction left its great circle",
+    "degenerate D_x": "a geodesic lift at a point where the rows spanning D_x are dependent",
+    "non-finite": "a geodesic lift that met a value that is not finite",
+}
+
+
+@dataclass
+class Walk:
+    """The state of a batch of paths inside :func:`walk` (what observers read).
+
+    Attributes:
+        x: ``(B, *input_shape)`` the current points.
+        dist: ``(B,)`` the distance each path reports (to its target, or from its start).
+        active: ``(B,)`` which paths still move.
+        steps_taken: ``(B,)`` steps made by each path (a vanished direction is no step).
+        stop_reasons: one of :data:`STOP_REASONS` per path (``"max_steps"`` while moving).
+        stall_step: ``(B,)`` the step of the last new distance minimum of a stalled path, -1
+            otherwise.
+        detector: the :class:`StallDetector` of the stall rule, or None.
+    """
+
+    x: torch.Tensor
+    dist: torch.Tensor
+    active: torch.Tensor
+    steps_taken: torch.Tensor
+    stop_reasons: list[str]
+    stall_step: torch.Tensor
+    detector: StallDetector | None = None
+
+    @property
+    def reached(self) -> torch.Tensor:
+        """``(B,)`` bool: which paths stopped with reason ``"reached"``."""
+        return torch.tensor(
+            [r == "reached" for r in self.stop_reasons], dtype=torch.bool, device=self.x.device
+        )
+
+
+@dataclass
+class Step:
+    """One step of the active paths, as observers see it.
+
+    Attributes:
+        t: the step number (1 for the first step).
+        idx: ``(k,)`` the active paths that made it.
+        before: ``(k, *input_shape)`` their points before the step.
+        direction: ``(k, *input_shape)`` the step directions ``v`` (not normalised).
+        step: ``(k, *input_shape)`` the steps ``s`` before clamping.
+        moved: ``(k, *input_shape)`` ``before + step``.
+        after: ``(k, *input_shape)`` the new points (``moved`` clamped).
+        context: what the direction computed on the way (e.g. ``jac`` and ``logp``).
+    """
+
+    t: int
+    idx: torch.Tensor
+    before: torch.Tensor
+    direction: torch.Tensor
+    step: torch.Tensor
+    moved: torch.Tensor
+    after: torch.Tensor
+    context: dict
+
+
+class Observer:
+    """Watches a :func:`walk`; every hook does nothing unless overridden."""
+
+    def stepped(self, walk: Walk, step: Step) -> None:
+        """After every step (points, steps and distances already updated)."""
+
+    def stopped(self, walk: Walk, i: int) -> None:
+        """When path ``i`` stops (its reason set), in path order within a step."""
+
+    def recorded(self, walk: Walk, t: int) -> None:
+        """At the end of step ``t`` (after the stop rules)."""
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When a path of :func:`walk` stops.
+
+    Attributes:
+        max_steps: most steps per path (reason ``"max_steps"``).
+        threshold: stop when the distance falls below it (``"reached"``); None: never.
+        inclusive: ``dist <= threshold`` (the paper's loop runs while the distance is above
+            it) instead of ``dist < threshold``.
+        vanishing: stop when the direction is shorter than this fraction of its reference
+            (``"vanishing direction"``); None: never (the step is then taken, however short).
+        stall_window: steps without a new distance minimum that stop a path (``"stalled"``,
+            see :class:`StallDetector`); None: never.
+        stall_rel: relative fall that counts as a new minimum.
+        deadline: a ``time.time()`` after which the remaining paths stop (``"budget"``).
+    """
+
+    max_steps: int
+    threshold: float | None = None
+    inclusive: bool = False
+    vanishing: float | None = None
+    stall_window: int | None = None
+    stall_rel: float = 1e-3
+    deadline: float | None = None
+
+
+#: :func:`horizontal_path`'s stop rules: ``dist < threshold``, vanishing direction, max_steps.
+HORIZONTAL = StopRules(max_steps=1000, threshold=1.0, vanishing=VANISHING)
+#: :func:`across_leaves_path`'s stop rules: a fixed number of steps, or a vanishing direction.
+ACROSS = StopRules(max_steps=1000, vanishing=VANISHING)
+
+
+#: ``(idx, x[idx]) -> (v, reference, context)``: the step directions of the active paths
+#: ``idx`` (not normalised), the norms their length is compared with by the vanishing rule,
+#: and what was computed on the way (handed to the observers).
+Direction = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, dict]]
 #: ``(x[idx], idx) -> (len(idx),)``: the distance recorded for the active paths.
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``(||v||, idx) -> length``: the length of each step (a float or ``(len(idx),)``).
+StepLength = Callable[[torch.Tensor, torch.Tensor], float | torch.Tensor]
 
 
-def _walk(
+def walk(
     model: nn.Module,
     start: torch.Tensor,
-    step_direction: StepDirection,
+    direction: Direction,
     distance: Distance,
+    step_length: StepLength,
+    stops: StopRules,
     *,
-    threshold: float | None,
-    shorten: bool,
-    step_size: float,
-    max_steps: int,
+    clamp: Clamp = None,
+    clamp_mask: torch.Tensor | None = None,
+    observers: Sequence[Observer] = (),
+    progress: bool = False,
+    desc: str = "path",
+) -> Walk:
+    """The one loop of Algorithm 1 and its relatives: direction, step, clamp, stop, observe.
+
+    Every public path routine is a configuration of this loop (:func:`horizontal_path`,
+    :func:`across_leaves_path`, :func:`manifoldlib.algorithm1.algorithm1_paths` and through them
+    the leaf projections). At each step every active path asks ``direction`` for ``v``,
+    moves by ``step_length(||v||) * v / ||v||`` (nothing where the direction vanished), is
+    clamped into ``clamp`` (only the paths of ``clamp_mask`` when given), and its distance is
+    updated; then the stop rules run in this order of precedence: reached, stalled,
+    vanishing direction (``max_steps`` and ``budget`` end the loop).
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        start: ``(B, *input_shape)`` first points.
+        direction: see :data:`Direction`.
+        distance: see :data:`Distance`.
+        step_length: see :data:`StepLength`.
+        stops: the :class:`StopRules`.
+        clamp: ``(low, high)`` range to clamp into after every step, or None.
+        clamp_mask: ``(B,)`` bool, the paths to clamp; None: all (where ``clamp`` is given).
+        observers: :class:`Observer` s, called in order.
+        progress: show a tqdm bar.
+        desc: the bar's label.
+
+    Returns:
+        The final :class:`Walk`.
+
+    Introduced in the chapter "Horizontal paths between test images".
+    """
+    b = start.shape[0]
+    x = start.detach().clone()
+    dev = x.device  # every bookkeeping tensor lives on the data's device
+    dist = distance(x, torch.arange(b, device=dev))
+    if stops.threshold is None:
+        active = torch.ones(b, dtype=torch.bool, device=dev)
+    elif stops.inclusive:
+        active = ~(dist <= stops.threshold)
+    else:
+        active = dist >= stops.threshold
+    w = Walk(
+        x=x,
+        dist=dist,
+        active=active,
+        steps_taken=torch.zeros(b, dtype=torch.long, device=dev),
+        stop_reasons=["max_steps" if a else "reached" for a in active.tolist()],
+        stall_step=torch.full((b,), -1, dtype=torch.long, device=dev),
+    )
+    if stops.stall_window:
+        w.detector = StallDetector(b, stops.stall_window, stops.stall_rel, dev)
+        w.detector.update(torch.arange(b, device=dev), dist, 0)
+    for i in torch.nonzero(~active).flatten().tolist():
+        for ob in observers:
+            ob.stopped(w, i)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    with eval_mode(model), tqdm(total=stops.max_steps, disable=not progress, desc=desc) as bar:
+        for t in range(1, stops.max_steps + 1):
+            idx = active.nonzero().flatten()
+            if idx.numel() == 0:
+                break
+            if stops.deadline is not None and time.time() > stops.deadline:
+                for i in idx.tolist():
+                    w.stop_reasons[i] = "budget"
+                break
+            xa = x[idx]
+            v, reference, context = direction(idx, xa)
+            vnorm = v.flatten(1).norm(dim=1)
+            length = step_length(vnorm, idx)
+            scale = length / vnorm.clamp_min(1e-30)
+            if stops.vanishing is not None:
+                vanished = vnorm <= stops.vanishing * reference
+                scale = torch.where(vanished, 0.0, scale)
+            else:
+                vanished = torch.zeros(idx.shape, dtype=torch.bool, device=dev)
+            s = scale.view(shape) * v
+            moved = xa + s
+            if clamp is None:
+                new = moved
+            elif clamp_mask is None:
+                new = _apply_clamp(moved, clamp)
+            else:
+                new = moved.clone()
+                cm = clamp_mask[idx]
+                if bool(cm.any()):
+                    new[cm] = _apply_clamp(moved[cm], clamp)
+            x[idx] = new
+            w.steps_taken[idx[~vanished]] += 1
+            dist[idx] = distance(new, idx)
+            step = Step(t, idx, xa, v, s, moved, new, context)
+            for ob in observers:
+                ob.stepped(w, step)
+            if stops.threshold is None:
+                arrived = torch.zeros_like(vanished)
+            elif stops.inclusive:
+                arrived = dist[idx] <= stops.threshold
+            else:
+                arrived = dist[idx] < stops.threshold
+            stalled = (
+                w.detector.update(idx, dist[idx], t)
+                if w.detector is not None
+                else torch.zeros_like(vanished)
+            )
+            for k, i in enumerate(idx.tolist()):
+                if bool(arrived[k]):
+                    w.stop_reasons[i] = "reached"
+                elif bool(stalled[k]):
+                    w.stop_reasons[i] = "stalled"
+                    w.stall_step[i] = w.detector.best_step[i]
+                elif bool(vanished[k]):
+                    w.stop_reasons[i] = "vanishing direction"
+                else:
+                    continue
+                active[i] = False
+                for ob in observers:
+                    ob.stopped(w, i)
+            for ob in observers:
+                ob.recorded(w, t)
+            bar.update(1)
+    for i in active.nonzero().flatten().tolist():
+        for ob in observers:
+            ob.stopped(w, i)
+    return w
+
+
+class _PointRecorder(Observer):
+    """Keeps every ``every``-th point, the last step and the step where all paths stopped."""
+
+    def __init__(self, w_x: torch.Tensor, dist: torch.Tensor, every: int, max_steps: int):
+        self.every, self.max_steps = every, max_steps
+        self.points, self.steps, self.dist = [w_x.clone()], [0], [dist.clone()]
+
+    def recorded(self, walk: Walk, t: int) -> None:
+        if t % self.every == 0 or not bool(walk.active.any()) or t == self.max_steps:
+            self.points.append(walk.x.clone())
+            self.steps.append(t)
+            self.dist.append(walk.dist.clone())
+
+
+def _path(
+    model: nn.Module,
+    start: torch.Tensor,
+    direction: Direction,
+    distance: Distance,
+    step_length: StepLength,
+    stops: StopRules,
+    *,
     clamp: Clamp,
     record_every: int,
     progress: bool,
     desc: str,
 ) -> PathResult:
-    """The loop both paths share: step, clamp, record, stop.
-
-    At each step every active path moves by ``step_size`` along its normalised direction (by
-    at most the direction's own length when ``shorten``). A path stops when its direction
-    vanishes (shorter than ``VANISHING`` times its reference), when its distance falls below
-    ``threshold`` (``"reached"``; never when ``threshold`` is None), or after ``max_steps``.
-    """
-    b = start.shape[0]
-    x = start.detach().clone()
-    every = torch.arange(b, device=x.device)
-    dist = distance(x, every)
-    active = (
-        dist >= threshold
-        if threshold is not None
-        else torch.ones(b, dtype=torch.bool, device=x.device)
+    """:func:`walk` with every ``record_every``-th point kept, as a :class:`PathResult`."""
+    first = start.detach()
+    recorder = _PointRecorder(
+        first,
+        distance(first, torch.arange(first.shape[0], device=first.device)),
+        record_every,
+        stops.max_steps,
     )
-    reasons = ["max_steps" if a else "reached" for a in active.tolist()]
-    steps_taken = torch.zeros(b, dtype=torch.long, device=x.device)
-    records, rec_steps, rec_dist = [x.clone()], [0], [dist.clone()]
-    shape = (-1,) + (1,) * (x.dim() - 1)
-    with eval_mode(model), tqdm(total=max_steps, disable=not progress, desc=desc) as bar:
-        for t in range(1, max_steps + 1):
-            idx = active.nonzero().flatten()
-            if idx.numel() == 0:
-                break
-            xa = x[idx]
-            # The C - 1 rows H^T S span D_x: one backward pass fewer than the score Jacobian.
-            rows, _ = _jac.difference_jacobian(model, xa)
-            v, reference = step_direction(idx, xa, rows)
-            vnorm = v.flatten(1).norm(dim=1)
-            vanished = vnorm <= VANISHING * reference
-            length = torch.clamp(vnorm, max=step_size) if shorten else step_size
-            scale = torch.where(vanished, 0.0, length / vnorm.clamp_min(1e-30))
-            x[idx] = _apply_clamp(xa + scale.view(shape) * v, clamp)
-            steps_taken[idx[~vanished]] += 1
-            dist[idx] = distance(x[idx], idx)
-            for i in idx[vanished].tolist():
-                reasons[i] = "vanishing direction"
-            done = vanished.clone()
-            if threshold is not None:
-                arrived = dist[idx] < threshold
-                for i in idx[arrived].tolist():
-                    reasons[i] = "reached"
-                done |= arrived
-            active[idx[done]] = False
-            if t % record_every == 0 or not bool(active.any()) or t == max_steps:
-                records.append(x.clone())
-                rec_steps.append(t)
-                rec_dist.append(dist.clone())
-            bar.update(1)
-    reached = torch.tensor([r == "reached" for r in reasons], device=x.device)
-    return _finish(model, records, rec_steps, rec_dist, steps_taken, reached, reasons)
+    w = walk(
+        model,
+        start,
+        direction,
+        distance,
+        step_length,
+        stops,
+        clamp=clamp,
+        observers=(recorder,),
+        progress=progress,
+        desc=desc,
+    )
+    return _finish(
+        model,
+        recorder.points,
+        recorder.steps,
+        recorder.dist,
+        w.steps_taken,
+        w.reached,
+        w.stop_reasons,
+    )
 
 
 def horizontal_path(
@@ -299,19 +593,20 @@ def horizontal_path(
 
     target = target.detach().to(source.dtype)
 
-    def toward_target(idx: torch.Tensor, xa: torch.Tensor, rows: torch.Tensor) -> tuple:
+    def toward_target(idx: torch.Tensor, xa: torch.Tensor) -> tuple:
+        # The C - 1 rows H^T S span D_x: one backward pass fewer than the score Jacobian.
+        rows, _ = _jac.difference_jacobian(model, xa)
         delta = target[idx] - xa
-        return _jac.project(rows, delta, rtol, differences=True), delta.flatten(1).norm(dim=1)
+        v = _jac.project(rows, delta, rtol, differences=True)
+        return v, delta.flatten(1).norm(dim=1), {"rows": rows}
 
-    return _walk(
+    return _path(
         model,
         source,
         toward_target,
         lambda x, idx: (target[idx] - x).flatten(1).norm(dim=1),
-        threshold=threshold,
-        shorten=True,
-        step_size=step_size,
-        max_steps=max_steps,
+        lambda vnorm, idx: torch.clamp(vnorm, max=step_size),
+        dataclasses.replace(HORIZONTAL, max_steps=max_steps, threshold=threshold),
         clamp=clamp,
         record_every=record_every,
         progress=progress,
@@ -367,19 +662,19 @@ def across_leaves_path(
     direction = direction.detach().to(start.dtype)
     origin = start.detach()
 
-    def across_leaves(idx: torch.Tensor, xa: torch.Tensor, rows: torch.Tensor) -> tuple:
+    def across_leaves(idx: torch.Tensor, xa: torch.Tensor) -> tuple:
+        rows, _ = _jac.difference_jacobian(model, xa)
         d = direction[idx]
-        return d - _jac.project(rows, d, rtol, differences=True), d.flatten(1).norm(dim=1)
+        v = d - _jac.project(rows, d, rtol, differences=True)
+        return v, d.flatten(1).norm(dim=1), {"rows": rows}
 
-    return _walk(
+    return _path(
         model,
         start,
         across_leaves,
         lambda x, idx: (x - origin[idx]).flatten(1).norm(dim=1),
-        threshold=None,
-        shorten=False,
-        step_size=step_size,
-        max_steps=steps,
+        lambda vnorm, idx: step_size,
+        dataclasses.replace(ACROSS, max_steps=steps),
         clamp=clamp,
         record_every=record_every,
         progress=progress,

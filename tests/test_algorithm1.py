@@ -9,12 +9,12 @@ from torch import nn
 
 from manifoldlib.algorithm1 import (
     PROJECTIONS,
-    StallDetector,
     algorithm1_paths,
     logprob_columns,
     project,
     step_lengths,
 )
+from manifoldlib.paths import StallDetector
 
 
 def _problem(
@@ -149,11 +149,11 @@ def test_paths_attribute_the_fall_and_exact_steps_stay_in_d_x():
     # fail is each part, checked below after one step against the dense float64 projector.
     assert res.fall_off[[0, 2, 3]].abs().max() < 1e-9  # exact and gelsy steps lie in D_x
     assert res.fall_clamp[[1, 2]].abs().max() == 0  # no clamp, no clamp part
-    assert set(res.reasons) <= {"reached", "stalled", "max_steps"}
+    assert set(res.stop_reasons) <= {"reached", "stalled", "max_steps"}
     assert bool((res.min_distance <= res.initial_distance).all())
     assert float(res.final[[0, 3]].min()) >= 0 and float(res.final[[0, 3]].max()) <= 1
-    assert float(res.path_length[1]) == pytest.approx(int(res.steps[1]) * 0.05, rel=1e-6)
-    assert bool((res.path_length[[0, 3]] <= res.steps[[0, 3]] * 0.05 * (1 + 1e-5)).all())
+    assert float(res.path_length[1]) == pytest.approx(int(res.steps_taken[1]) * 0.05, rel=1e-6)
+    assert bool((res.path_length[[0, 3]] <= res.steps_taken[[0, 3]] * 0.05 * (1 + 1e-5)).all())
 
 
 def test_rtol_reaches_the_exact_projection():

@@ -18,25 +18,24 @@ from manifoldlib.reference import (
 # --- mean_trace --------------------------------------------------------------------------
 
 
-def test_mean_trace_exact_matches_eq_11_and_reads_like_the_old_dict(mlp, x_mlp):
+def test_mean_trace_exact_matches_eq_11(mlp, x_mlp):
     m = ml.mean_trace(mlp, x_mlp, chunk=3)
     ref = ref_trace(mlp, x_mlp)
-    assert isinstance(m, ml.MeanTrace) and m.method == "exact"
+    assert isinstance(m, ml.geometry.MeanTrace) and m.method == "exact"
     assert m.mean == pytest.approx(float(ref.mean()), rel=1e-10)
     assert m.mean_stderr == 0.0
     ranks = ml.local_data_lowrank(mlp, x_mlp).rank()
     assert (m.rank_min, m.rank_max) == (int(ranks.min()), int(ranks.max()))
-    assert m["trace"] == m.mean and m["trace_stderr"] == 0.0 and float(m) == m.mean
-    assert (m["rank_min"], m["rank_max"]) == (m.rank_min, m.rank_max)
-    with pytest.raises(KeyError):
-        m["mean"]
+    assert float(m) == m.mean
+    with pytest.raises(TypeError):  # the 0.1.0 dictionary reading is gone
+        m["trace"]
 
 
 def test_mean_trace_mc_is_unbiased_and_validates_its_method(mlp, x_mlp):
     x = x_mlp.repeat(40, 1)  # 280 inputs, several chunks
     exact = ml.mean_trace(mlp, x).mean
     mc = ml.mean_trace(mlp, x, method="mc", chunk=64, generator=torch.Generator().manual_seed(0))
-    assert mc.method == "mc" and mc.rank_min is None and mc["rank_max"] is None
+    assert mc.method == "mc" and mc.rank_min is None and mc.rank_max is None
     assert abs(mc.mean - exact) < 5 * mc.mean_stderr
     with pytest.raises(ValueError, match="method"):
         ml.mean_trace(mlp, x_mlp, method="dense")
@@ -91,7 +90,7 @@ def test_both_paths_share_one_loop_and_its_stopping_rules(mlp, x_mlp):
     assert res.stop_reasons == ["reached", "reached"] and res.points.shape[0] == 1
     across = ml.across_leaves_path(mlp, x_mlp[:2], torch.ones_like(x_mlp[:2]), steps=3)
     assert across.stop_reasons == ["max_steps"] * 2 and not across.reached.any()
-    lengths = ml.euclidean_lengths(across.points)
+    lengths = ml.riemannian.euclidean_lengths(across.points)
     torch.testing.assert_close(lengths, torch.full_like(lengths, 0.1))
     torch.testing.assert_close(across.distances[0], torch.zeros(2, dtype=torch.float64))
 

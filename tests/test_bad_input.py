@@ -50,8 +50,8 @@ TAKES_A_MODEL = {
     "score_jacobian": lambda m, x: ml.score_jacobian(m, x),
     "local_data_matrix": lambda m, x: ml.local_data_matrix(m, x),
     "local_data_lowrank": lambda m, x: ml.local_data_lowrank(m, x),
-    "local_fisher_lowrank": lambda m, x: ml.local_fisher_lowrank(m, x),
-    "local_fisher_matrix": lambda m, x: ml.local_fisher_matrix(m, x),
+    "local_fisher_lowrank": lambda m, x: ml.geometry.local_fisher_lowrank(m, x),
+    "local_fisher_matrix": lambda m, x: ml.geometry.local_fisher_matrix(m, x),
     "trace_mc": lambda m, x: ml.trace_mc(m, x, generator=torch.Generator().manual_seed(0)),
     "mean_trace": lambda m, x: ml.mean_trace(m, x).mean,
     "log_probabilities": lambda m, x: ml.log_probabilities(m, x),
@@ -62,32 +62,32 @@ TAKES_A_MODEL = {
     "across_leaves_path": lambda m, x: ml.across_leaves_path(m, x, _like(x), steps=2),
     "off_leaf_fraction": lambda m, x: ml.off_leaf_fraction(m, x, _like(x)),
     "accuracy": lambda m, x: ml.accuracy(m, x, _labels(x)),
-    "max_softmax_score": lambda m, x: ml.max_softmax_score(m, x),
-    "log_trace": lambda m, x: ml.log_trace(m, x),
-    "trace_score": lambda m, x: ml.trace_score(m, x, torch.arange(5.0)),
-    "across_leaves_noise": lambda m, x: ml.across_leaves_noise(
+    "max_softmax_score": lambda m, x: ml.leaf.max_softmax_score(m, x),
+    "log_trace": lambda m, x: ml.leaf.log_trace(m, x),
+    "trace_score": lambda m, x: ml.leaf.trace_score(m, x, torch.arange(5.0)),
+    "across_leaves_noise": lambda m, x: ml.leaf.across_leaves_noise(
         m, x, 0.5, steps=2, generator=torch.Generator().manual_seed(0)
     ),
-    "tangent_residual": lambda m, x: ml.tangent_residual(m, x, _like(x)),
+    "tangent_residual": lambda m, x: ml.leaf.tangent_residual(m, x, _like(x)),
     "leaf_projection": lambda m, x: ml.leaf_projection(m, x, _like(x), max_steps=2).points,
-    "fgsm_direction": lambda m, x: ml.fgsm_direction(m, x, _labels(x)),
-    "leaf_split": lambda m, x: ml.leaf_split(m, x, _like(x))[0].tangent,
-    "prediction_change": lambda m, x: ml.prediction_change(m, x, _like(x))[0],
+    "fgsm_direction": lambda m, x: ml.adversarial.fgsm_direction(m, x, _labels(x)),
+    "leaf_split": lambda m, x: ml.adversarial.leaf_split(m, x, _like(x))[0].tangent,
+    "prediction_change": lambda m, x: ml.adversarial.prediction_change(m, x, _like(x))[0],
     "metric_lengths": lambda m, x: ml.metric_lengths(m, _path_points(x)),
-    "logprob_brackets": lambda m, x: ml.logprob_brackets(m, x),
-    "involutivity_residual": lambda m, x: ml.involutivity_residual(m, x),
-    "parameter_gradient_fields": lambda m, x: ml.parameter_gradient_fields(m, x),
-    "parameter_brackets": lambda m, x: ml.parameter_brackets(m, x, [((0, 0), (0, 1))]),
-    "parameter_involutivity_residual": lambda m, x: ml.parameter_involutivity_residual(
+    "logprob_brackets": lambda m, x: ml.foliation.logprob_brackets(m, x),
+    "involutivity_residual": lambda m, x: ml.foliation.involutivity_residual(m, x),
+    "parameter_gradient_fields": lambda m, x: ml.foliation.parameter_gradient_fields(m, x),
+    "parameter_brackets": lambda m, x: ml.foliation.parameter_brackets(m, x, [((0, 0), (0, 1))]),
+    "parameter_involutivity_residual": lambda m, x: ml.foliation.parameter_involutivity_residual(
         m, x, [((0, 0), (0, 1))]
     ),
-    "ossa_direction": lambda m, x: ml.ossa_direction(m, x, _labels(x)),
-    "energy_score": lambda m, x: ml.energy_score(m, x),
-    "gradnorm_score": lambda m, x: ml.gradnorm_score(m, x),
-    "penultimate_features": lambda m, x: ml.penultimate_features(m, x),
-    "leaf_geodesic": lambda m, x: ml.leaf_geodesic(m, x, _probs(m, x), steps=2).points,
+    "ossa_direction": lambda m, x: ml.adversarial.ossa_direction(m, x, _labels(x)),
+    "energy_score": lambda m, x: ml.ood.energy_score(m, x),
+    "gradnorm_score": lambda m, x: ml.ood.gradnorm_score(m, x),
+    "penultimate_features": lambda m, x: ml.ood.penultimate_features(m, x),
+    "leaf_geodesic": lambda m, x: ml.geodesics.leaf_geodesic(m, x, _probs(m, x), steps=2).points,
     "algorithm1_paths": lambda m, x: (
-        ml.algorithm1_paths(m, x, _like(x), clamp_on=False, max_steps=2).final
+        ml.algorithm1.algorithm1_paths(m, x, _like(x), clamp_on=False, max_steps=2).final
     ),
 }
 #: Public callables whose first parameter is a model but that take no batch x.
@@ -95,6 +95,7 @@ NO_BATCH = {
     "PathExplorer": "a widget: its compute() runs horizontal_path/across_leaves_path",
     "TrainResult": "a record of a training run",
     "precision": "a context manager that casts the model",
+    "walk": "the one path loop: horizontal_path, across_leaves_path, algorithm1_paths check x",
 }
 #: Words one of which a message about a bad x must contain (the argument's name, or the cause).
 NAMES = ("x", "source", "start", "anchors", "points", "dtype", "device")
@@ -102,8 +103,13 @@ NAMES = ("x", "source", "start", "anchors", "points", "dtype", "device")
 
 def test_the_table_lists_every_public_function_that_takes_a_model():
     takes = set()
-    for name in ml.__all__:
-        obj = getattr(ml, name)
+    names = [
+        (name, getattr(getattr(ml, module), name))
+        for module in ml.MODULES
+        if module not in ("plot", "reference")  # figure helpers and the slow references
+        for name in getattr(ml, module).__all__
+    ]
+    for name, obj in names:
         if not callable(obj) or isinstance(obj, type(ml)):
             continue
         try:
@@ -293,13 +299,13 @@ def test_smooth_models_warn_only_where_theorem_3_1_is_relied_on():
 def test_precision_context_restores_float32():
     model = ml.VGG(width=1 / 16).eval()
     before = [t.clone() for t in model.state_dict().values()]
-    with ml.precision(model):
+    with ml.geometry.precision(model):
         low = ml.local_data_lowrank(model, torch.zeros(1, 3, 32, 32, dtype=torch.float64))
         assert low.factor.dtype == torch.float64
     after = list(model.state_dict().values())
     assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(after, before, strict=True))
     with pytest.raises(TypeError, match="floating"):
-        with ml.precision(model, torch.int32):
+        with ml.geometry.precision(model, torch.int32):
             pass
 
 

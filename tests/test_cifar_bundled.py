@@ -31,7 +31,7 @@ def test_bundled_is_the_default_without_environment(monkeypatch):
     assert data.source.startswith("bundled")
     assert data.train_x.shape == (30, 3, 32, 32) and data.test_x.shape == (20, 3, 32, 32)
     assert torch.equal(torch.bincount(data.train_y), torch.full((10,), 3))
-    assert data.classes == ml.CIFAR10_CLASSES
+    assert data.classes == ml.data.CIFAR10_CLASSES
     # normalised with the paper's statistics: pixels in [0, 1] map inside pixel_range
     lo, hi = data.pixel_range
     assert bool((data.train_x >= lo - 1e-5).all() and (data.train_x <= hi + 1e-5).all())

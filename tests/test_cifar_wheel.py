@@ -42,19 +42,19 @@ def test_wheel_without_download_says_how(wheel):
 
 def test_wheel_fetches_once_and_checks_the_hash(wheel, monkeypatch):
     url = (ROOT / "data" / "cifar10-subset.npz").as_uri()  # a local "server": no network
-    path = ml.bundled_file(md.BUNDLED_CIFAR10, True, url)
+    path = ml.data.bundled_file(md.BUNDLED_CIFAR10, True, url)
     assert path == wheel / "home" / "cifar10-subset.npz" and path.is_file()
     data = ml.load_cifar10("bundled", train_per_class=1, test_per_class=1)  # finds the copy
     assert data.train_x.shape == (10, 3, 32, 32)
     # a second call uses the copy: it would fail if it tried the (now broken) URL
-    assert ml.bundled_file(md.BUNDLED_CIFAR10, True, url + ".missing") == path
+    assert ml.data.bundled_file(md.BUNDLED_CIFAR10, True, url + ".missing") == path
 
 
 def test_wheel_rejects_a_corrupt_download(wheel):
     bad = wheel / "bad.npz"
     bad.write_bytes(b"not the subset")
     with pytest.raises(ValueError, match=r"SHA-256"):
-        ml.bundled_file(md.BUNDLED_CIFAR10, True, bad.as_uri())
+        ml.data.bundled_file(md.BUNDLED_CIFAR10, True, bad.as_uri())
     assert not (wheel / "home" / "cifar10-subset.npz").exists()  # deleted, not kept
 
 

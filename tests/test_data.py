@@ -46,7 +46,7 @@ def test_mnist_from_idx_folder(tmp_path, compress):
     data = ml.load_mnist(folder)
     assert data.train_x.shape == (30, 1, 28, 28) and data.test_x.shape == (10, 1, 28, 28)
     assert data.train_y.tolist() == [i % 10 for i in range(30)]
-    raw = ml.read_idx(folder / ("train-images-idx3-ubyte" + (".gz" if compress else "")))
+    raw = ml.data.read_idx(folder / ("train-images-idx3-ubyte" + (".gz" if compress else "")))
     torch.testing.assert_close(data.to_pixels(data.train_x)[:, 0], torch.tensor(raw) / 255.0)
 
 
@@ -161,7 +161,7 @@ def test_cifar_faults(tmp_path):
 
 def test_data_home_honours_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MANIFOLDLIB_DATA", str(tmp_path / "here"))
-    assert ml.data_home() == tmp_path / "here" and (tmp_path / "here").is_dir()
+    assert ml.data.data_home() == tmp_path / "here" and (tmp_path / "here").is_dir()
 
 
 def test_image_data_to_float64_carries_the_pixel_range():

@@ -30,7 +30,7 @@ def _calls():
             m, x, d, steps=5, clamp=(-1.0, 1.0), progress=False
         ),
         "leaf_projection": lambda m, x, d: ml.leaf_projection(m, x, d, max_steps=5),
-        "leaf_geodesic": lambda m, x, d: ml.leaf_geodesic(
+        "leaf_geodesic": lambda m, x, d: ml.geodesics.leaf_geodesic(
             m, x, torch.softmax(m(d), 1).detach(), steps=5
         ),
         "algorithm1_paths": lambda m, x, d: algorithm1_paths(
@@ -43,7 +43,7 @@ def _calls():
             max_steps=5,
             stall_window=2,
         ),
-        "across_leaves_noise": lambda m, x, d: ml.across_leaves_noise(
+        "across_leaves_noise": lambda m, x, d: ml.leaf.across_leaves_noise(
             m, x, 0.5, steps=3, generator=g()
         ),
         "matched_isotropic_noise": lambda m, x, d: ood.matched_isotropic_noise(

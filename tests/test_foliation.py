@@ -135,7 +135,7 @@ def test_parameter_fields_match_reference(tiny):
     model, x = tiny
     fn, w0 = _param_logp_fn(model, x)
     ref = jacobian(fn, w0)  # (B, C, d)
-    ours = ml.parameter_gradient_fields(model, x)
+    ours = ml.foliation.parameter_gradient_fields(model, x)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
     d = sum(p.numel() for p in model.parameters())
     assert ours.shape == (3, 3, d)
@@ -145,7 +145,7 @@ def test_parameter_brackets_match_full_hessians(tiny):
     model, x = tiny
     fn, w0 = _param_logp_fn(model, x)
     pairs = [((0, 0), (1, 2)), ((2, 1), (2, 0))]
-    ours, listed = ml.parameter_brackets(model, x, pairs)
+    ours, listed = ml.foliation.parameter_brackets(model, x, pairs)
     assert listed == pairs
     ref = []
     for (a, i), (b, j) in pairs:
@@ -159,7 +159,7 @@ def test_parameter_brackets_match_full_hessians(tiny):
 
 def test_parameter_distribution_is_not_involutive(tiny):
     model, x = tiny
-    res, rank = ml.parameter_involutivity_residual(model, x)
+    res, rank = ml.foliation.parameter_involutivity_residual(model, x)
     assert rank == x.shape[0] * (3 - 1)  # B (C - 1) < d = 27
     assert res.shape == (36,)  # 9 fields, 36 pairs
     assert res.nanmedian() > 1e-3
@@ -168,9 +168,9 @@ def test_parameter_distribution_is_not_involutive(tiny):
 def test_parameter_pairs_validated(tiny):
     model, x = tiny
     with pytest.raises(ValueError, match="pairs"):
-        ml.parameter_brackets(model, x, [((0, 0), (3, 0))])
+        ml.foliation.parameter_brackets(model, x, [((0, 0), (3, 0))])
     with pytest.raises(ValueError, match="pairs"):
-        ml.parameter_brackets(model, x, [((0, 0),)])
+        ml.foliation.parameter_brackets(model, x, [((0, 0),)])
 
 
 # --- toy data --------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_toy_data_are_deterministic_and_balanced():
     a, b = load_toy("moons"), load_toy("moons")
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     assert not torch.equal(a.train_x, load_toy("moons", seed=1).train_x)
-    for name, (n, c) in ml.TOY_DATASETS.items():
+    for name, (n, c) in ml.toy.TOY_DATASETS.items():
         d = load_toy(name, n_train_per_class=20, n_test_per_class=5)
         assert d.train_x.shape == (20 * c, n) and d.test_x.shape == (5 * c, n)
         assert torch.bincount(d.train_y).tolist() == [20] * c

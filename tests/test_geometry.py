@@ -168,16 +168,16 @@ def test_dense_G_refused_when_too_large_names_lowrank():
 
 def test_fisher_matches_reference_and_prop_2_1(mlp, x_mlp):
     x = x_mlp[:3]
-    F_ = ml.local_fisher_matrix(mlp, x)
+    F_ = ml.geometry.local_fisher_matrix(mlp, x)
     torch.testing.assert_close(F_, ref_fisher(mlp, x), rtol=1e-9, atol=1e-12)
-    low = ml.local_fisher_lowrank(mlp, x)
+    low = ml.geometry.local_fisher_lowrank(mlp, x)
     assert (low.rank() == 3).all()  # C - 1
     torch.testing.assert_close(low.trace(), torch.diagonal(F_, dim1=1, dim2=2).sum(1))
     torch.testing.assert_close(low.eigenvalues(), torch.linalg.eigvalsh(F_).flip(-1)[:, :3])
 
 
 def test_fisher_on_cnn_with_batchnorm(cnn, x_cnn):
-    low = ml.local_fisher_lowrank(cnn, x_cnn[:2])
+    low = ml.geometry.local_fisher_lowrank(cnn, x_cnn[:2])
     torch.testing.assert_close(low.to_dense(), ref_fisher(cnn, x_cnn[:2]), rtol=1e-9, atol=1e-12)
 
 

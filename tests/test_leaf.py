@@ -31,19 +31,19 @@ def test_auroc_matches_pair_count_with_ties(seed):
     rng = np.random.default_rng(seed)
     s_in = rng.integers(0, 6, size=rng.integers(1, 30)).astype(float)  # many ties
     s_out = rng.integers(2, 9, size=rng.integers(1, 30)).astype(float)
-    assert leaf.auroc(s_in, s_out) == pytest.approx(brute_auroc(s_in, s_out), abs=1e-12)
+    assert ml.stats.auroc(s_in, s_out) == pytest.approx(brute_auroc(s_in, s_out), abs=1e-12)
 
 
 def test_auroc_extremes_and_inputs():
-    assert leaf.auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
-    assert leaf.auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
-    assert leaf.auroc(torch.ones(4), torch.ones(3)) == 0.5
+    assert ml.stats.auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
+    assert ml.stats.auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
+    assert ml.stats.auroc(torch.ones(4), torch.ones(3)) == 0.5
     with pytest.raises(ValueError, match="scores_in"):
-        leaf.auroc([], [1.0])
+        ml.stats.auroc([], [1.0])
     with pytest.raises(ValueError, match="scores_out"):
-        leaf.auroc([1.0], [float("nan")])
+        ml.stats.auroc([1.0], [float("nan")])
     with pytest.raises(ValueError, match="one-dimensional"):
-        leaf.auroc(np.ones((2, 2)), [1.0])
+        ml.stats.auroc(np.ones((2, 2)), [1.0])
 
 
 def brute_delong(s_in, s_out):
@@ -57,14 +57,14 @@ def brute_delong(s_in, s_out):
 def test_auroc_interval_matches_delong_reference():
     rng = np.random.default_rng(7)
     s_in, s_out = rng.normal(size=40).round(1), rng.normal(0.8, size=25).round(1)
-    area, lo, hi = leaf.auroc_interval(s_in, s_out, confidence=0.9)
+    area, lo, hi = ml.stats.auroc_interval(s_in, s_out, confidence=0.9)
     ref_area, ref_var = brute_delong(s_in, s_out)
     z = 1.6448536269514722
     assert area == pytest.approx(ref_area, abs=1e-12)
     assert lo == pytest.approx(max(0.0, ref_area - z * math.sqrt(ref_var)), abs=1e-12)
     assert hi == pytest.approx(min(1.0, ref_area + z * math.sqrt(ref_var)), abs=1e-12)
     with pytest.raises(ValueError, match="at least 2"):
-        leaf.auroc_interval([1.0], [1.0, 2.0])
+        ml.stats.auroc_interval([1.0], [1.0, 2.0])
 
 
 def binom_tail_ge(k, n, p):
@@ -84,7 +84,7 @@ def bisect(f, lo=0.0, hi=1.0, iters=200):
 
 @pytest.mark.parametrize(("k", "n"), [(0, 20), (3, 20), (10, 20), (20, 20), (1, 200)])
 def test_clopper_pearson_matches_binomial_tails(k, n):
-    lo, hi = leaf.clopper_pearson_interval(k, n, confidence=0.95)
+    lo, hi = ml.stats.clopper_pearson_interval(k, n, confidence=0.95)
     # Lower bound: P(X >= k; p) = 0.025; upper: P(X <= k; p) = 0.025.
     ref_lo = 0.0 if k == 0 else bisect(lambda p: binom_tail_ge(k, n, p) - 0.025)
     ref_hi = 1.0 if k == n else bisect(lambda p: 0.025 - (1 - binom_tail_ge(k + 1, n, p)))
@@ -95,7 +95,7 @@ def test_clopper_pearson_matches_binomial_tails(k, n):
 @pytest.mark.parametrize(("k", "n"), [(0, 200), (7, 50), (50, 50), (13, 37)])
 def test_wilson_matches_inverted_score_test(k, n):
     """The Wilson bounds are the p where |p_hat - p| = z sqrt(p (1 - p) / n)."""
-    lo, hi = leaf.wilson_interval(k, n)
+    lo, hi = ml.stats.wilson_interval(k, n)
     z, ph = 1.959963984540054, k / n
     for p in (lo, hi):
         if 0 < p < 1:
@@ -105,7 +105,7 @@ def test_wilson_matches_inverted_score_test(k, n):
 
 
 def test_intervals_reject_bad_counts():
-    for f in (leaf.wilson_interval, leaf.clopper_pearson_interval):
+    for f in (ml.stats.wilson_interval, ml.stats.clopper_pearson_interval):
         with pytest.raises(ValueError, match="trials"):
             f(0, 0)
         with pytest.raises(ValueError, match="successes"):
@@ -139,31 +139,36 @@ def slow_blur(img, sigma):
 
 def test_gaussian_blur_matches_direct_sum():
     img = torch.rand(2, 3, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    ours = leaf.gaussian_blur(img, 0.8)
+    ours = ml.images.gaussian_blur(img, 0.8)
     for b in range(2):
         for c in range(3):
             ref = slow_blur(img[b, c].numpy(), 0.8)
             np.testing.assert_allclose(ours[b, c].numpy(), ref, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(leaf.gaussian_blur(img, 0.0), img)
+    torch.testing.assert_close(ml.images.gaussian_blur(img, 0.0), img)
     with pytest.raises(ValueError, match="sigma"):
-        leaf.gaussian_blur(img, -1.0)
+        ml.images.gaussian_blur(img, -1.0)
     with pytest.raises(ValueError, match="images"):
-        leaf.gaussian_blur(img[0], 1.0)
+        ml.images.gaussian_blur(img[0], 1.0)
 
 
 def test_psnr_and_best_blur():
     clean = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
     noisy = clean + 0.1
-    torch.testing.assert_close(leaf.psnr(noisy, clean), torch.full((2,), 20.0, dtype=torch.float64))
+    torch.testing.assert_close(
+        ml.images.psnr(noisy, clean), torch.full((2,), 20.0, dtype=torch.float64)
+    )
     with pytest.raises(ValueError, match="estimate"):
-        leaf.psnr(noisy[:1], clean)
+        ml.images.psnr(noisy[:1], clean)
     # best_blur is the argmax of the mean PSNR over the candidates; blurring noise helps.
     g = torch.Generator().manual_seed(1)
-    img = leaf.gaussian_blur(torch.rand(4, 1, 16, 16, dtype=torch.float64, generator=g), 2.0)
+    img = ml.images.gaussian_blur(torch.rand(4, 1, 16, 16, dtype=torch.float64, generator=g), 2.0)
     noisy = img + 0.2 * torch.randn(img.shape, generator=g, dtype=torch.float64)
     sigmas = [0.0, 0.5, 1.0, 2.0]
-    means = [float(leaf.psnr(leaf.gaussian_blur(noisy, s).clamp(0, 1), img).mean()) for s in sigmas]
-    assert leaf.best_blur(noisy, img, sigmas) == sigmas[int(np.argmax(means))] > 0
+    means = [
+        float(ml.images.psnr(ml.images.gaussian_blur(noisy, s).clamp(0, 1), img).mean())
+        for s in sigmas
+    ]
+    assert ml.images.best_blur(noisy, img, sigmas) == sigmas[int(np.argmax(means))] > 0
 
 
 # ------------------------------------------------------------------ the leaf
@@ -253,15 +258,19 @@ def test_across_leaves_noise_keeps_a_linear_models_prediction():
 
 
 def test_rendered_characters_are_deterministic_images():
-    a = leaf.rendered_characters(6, seed=3)
+    a = ml.data.rendered_characters(6, seed=3)
     assert a.shape == (6, 1, 28, 28) and a.dtype == torch.float32
     assert float(a.min()) >= 0 and float(a.max()) <= 1
     assert (a.flatten(1).sum(1) > 10).all()  # every image holds a visible glyph
-    torch.testing.assert_close(a, leaf.rendered_characters(6, seed=3))
+    torch.testing.assert_close(a, ml.data.rendered_characters(6, seed=3))
     with pytest.raises(ValueError, match="count"):
-        leaf.rendered_characters(0)
+        ml.data.rendered_characters(0)
 
 
-def test_public_names_are_exported():
-    for name in ("auroc", "wilson_interval", "leaf_projection", "psnr"):
-        assert getattr(ml, name) is getattr(leaf, name)
+def test_names_live_in_one_module():
+    """The core is at the top level; the statistics are no longer re-exported by leaf."""
+    assert ml.leaf_projection is leaf.leaf_projection
+    for name, home in (("auroc", ml.stats), ("wilson_interval", ml.stats), ("psnr", ml.images)):
+        assert not hasattr(leaf, name) and callable(getattr(home, name))
+        with pytest.raises(AttributeError, match=f"manifoldlib.{home.__name__.split('.')[-1]}"):
+            getattr(ml, name)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from manifoldlib import leaf, ood
+import manifoldlib as ml
+from manifoldlib import ood
 from manifoldlib.models import MnistCNN
 
 # ------------------------------------------------------------------ DeLong
@@ -63,7 +64,7 @@ def test_delong_fast_matches_slow_with_ties(seed):
     np.testing.assert_allclose(aucs, ref_aucs, atol=1e-12)
     np.testing.assert_allclose(cov, ref_cov, atol=1e-12)
     for r in range(3):
-        assert aucs[r] == pytest.approx(leaf.auroc(s_in[r], s_out[r]), abs=1e-12)
+        assert aucs[r] == pytest.approx(ml.stats.auroc(s_in[r], s_out[r]), abs=1e-12)
 
 
 def test_delong_known_case_by_hand():
@@ -71,8 +72,8 @@ def test_delong_known_case_by_hand():
     # var = var(V10)/2 + var(V01)/2 = 1/8 / 2 + 1/8 / 2 = 1/8.
     aucs, cov = ood.delong_covariance([0.0, 1.0], [0.5, 2.0])
     assert aucs[0] == 0.75 and cov[0, 0] == pytest.approx(0.125)
-    # Agrees with the single-score interval of leaf.auroc_interval.
-    area, low, _ = leaf.auroc_interval([0.0, 1.0], [0.5, 2.0])
+    # Agrees with the single-score interval of ml.stats.auroc_interval.
+    area, low, _ = ml.stats.auroc_interval([0.0, 1.0], [0.5, 2.0])
     half = (area - low) / 1.959963984540054
     assert half**2 == pytest.approx(0.125, rel=1e-9)
 

@@ -88,6 +88,6 @@ def test_paper_profile_trains_and_runs_algorithm1(paper_home):
     res = algorithm1_paths(
         model, src, tgt, projection=["exact", "gels"], clamp=data.pixel_range, max_steps=3
     )
-    assert res.steps.tolist() == [3, 3]
+    assert res.steps_taken.tolist() == [3, 3]
     assert torch.allclose(res.path_length, torch.full((2,), 0.3, dtype=torch.float64), atol=0.05)
     assert bool((res.final_distance < res.initial_distance).all())

@@ -207,3 +207,138 @@ def test_off_leaf_fraction_argument_checks(mlp, x_mlp):
         ml.off_leaf_fraction(mlp, x_mlp, x_mlp[:2])
     with pytest.raises(ValueError, match="chunk"):
         ml.off_leaf_fraction(mlp, x_mlp, x_mlp, chunk=0)
+
+
+# --- one loop: the public path functions are configurations of paths.walk --------------------
+
+
+def test_public_path_functions_are_configurations_of_the_one_loop(mlp):
+    """horizontal_path and algorithm1_paths (exact, shortened, no clamp) are the same walk.
+
+    Their directions come from two Jacobian routes (C - 1 difference rows against the score
+    Jacobian), so the points agree to round-off; their bookkeeping agrees exactly once
+    algorithm1_paths stops on a vanishing direction too. With the paper's loop (the default,
+    no vanishing rule) the same paths run on with zero-length steps to max_steps and end at
+    the same points. Mutations that fail it: a vanishing rule in ALGORITHM1, another step
+    length or precedence in walk, steps counted for vanished directions.
+    """
+    from manifoldlib.algorithm1 import ALGORITHM1, algorithm1_paths
+    from manifoldlib.paths import ACROSS, HORIZONTAL, STOP_REASONS, VANISHING
+
+    assert (HORIZONTAL.vanishing, HORIZONTAL.inclusive, HORIZONTAL.stall_window) == (
+        VANISHING,
+        False,
+        None,
+    )
+    assert (ACROSS.threshold, ACROSS.vanishing) == (None, VANISHING)
+    assert (ALGORITHM1.vanishing, ALGORITHM1.inclusive) == (None, True)
+    src = torch.randn(6, 6, dtype=torch.float64, generator=_gen(40))
+    tgt = torch.randn(6, 6, dtype=torch.float64, generator=_gen(41))
+    thr = float((tgt - src).norm(dim=1).median()) * 0.5  # 3 reach, 3 vanish
+    kw = {"step_size": 0.1, "max_steps": 60, "threshold": thr}
+    hp = ml.horizontal_path(mlp, src, tgt, **kw)
+    a1 = algorithm1_paths(
+        mlp, src, tgt, projection="exact", rule="shortened", clamp_on=False,
+        stop_on_vanishing=True, record_every=1, **kw,
+    )  # fmt: skip
+    reasons = set(hp.stop_reasons)
+    assert {"reached", "vanishing direction"} <= reasons <= set(STOP_REASONS)
+    assert a1.stop_reasons == hp.stop_reasons
+    assert torch.equal(a1.steps_taken, hp.steps_taken)
+    assert torch.equal(a1.reached, hp.reached)
+    torch.testing.assert_close(a1.final, hp.final, rtol=0, atol=1e-12)
+    torch.testing.assert_close(a1.final_distance, hp.distances[-1], rtol=0, atol=1e-12)
+    # the paper's loop: vanished paths run on to max_steps without moving
+    paper = algorithm1_paths(
+        mlp, src, tgt, projection="exact", rule="shortened", clamp_on=False, **kw
+    )
+    vanished = [r == "vanishing direction" for r in hp.stop_reasons]
+    for i, v in enumerate(vanished):
+        if v:
+            assert paper.stop_reasons[i] == "max_steps" and int(paper.steps_taken[i]) == 60
+        else:
+            assert paper.stop_reasons[i] == hp.stop_reasons[i]
+            assert int(paper.steps_taken[i]) == int(hp.steps_taken[i])
+    torch.testing.assert_close(paper.final, hp.final, rtol=0, atol=1e-9)
+    # a leaf projection is a horizontal path: same end, same bookkeeping
+    lp = ml.leaf_projection(mlp, src, tgt, step_size=0.1, max_steps=60, threshold=thr)
+    assert torch.equal(lp.points, hp.final) and lp.stop_reasons == hp.stop_reasons
+    assert torch.equal(lp.steps_taken, hp.steps_taken)
+
+
+def _line_walk(stops, start=0.0, target=3.0, length=1.0, **kw):
+    """Walk a 1-D point towards ``target`` by steps of ``length``: exact arithmetic."""
+    from manifoldlib.paths import walk
+
+    x = torch.tensor([[start], [start]], dtype=torch.float64)
+    d = torch.tensor([[target], [target]], dtype=torch.float64)
+    return walk(
+        torch.nn.Linear(1, 2).double(),
+        x,
+        lambda idx, xa: (d[idx] - xa, (d[idx] - xa).flatten(1).norm(dim=1), {}),
+        lambda z, idx: (d[idx] - z).flatten(1).norm(dim=1),
+        lambda vnorm, idx: length,
+        stops,
+        **kw,
+    )
+
+
+def test_walk_threshold_is_strict_or_inclusive():
+    """At distance exactly the threshold: the paper's loop stops, horizontal_path walks on."""
+    from manifoldlib.paths import StopRules
+
+    strict = _line_walk(StopRules(max_steps=10, threshold=2.0))
+    inclusive = _line_walk(StopRules(max_steps=10, threshold=2.0, inclusive=True))
+    assert strict.steps_taken.tolist() == [2, 2] and strict.stop_reasons == ["reached"] * 2
+    assert inclusive.steps_taken.tolist() == [1, 1] and inclusive.reached.all()
+    assert float(inclusive.dist[0]) == 2.0 and float(strict.dist[0]) == 1.0
+
+
+def test_walk_vanishing_budget_clamp_and_observers():
+    import time
+
+    from manifoldlib.paths import Observer, StopRules
+
+    # Overshooting steps of 2 towards 3: 2, 4, 2, 4, ...; the direction never vanishes.
+    looping = _line_walk(
+        StopRules(max_steps=6, threshold=0.5, stall_window=2, stall_rel=0.0), length=2.0
+    )
+    assert looping.stop_reasons == ["stalled"] * 2 and looping.stall_step.tolist() == [1, 1]
+    assert looping.steps_taken.tolist() == [3, 3]
+    # a point on its target: the direction vanishes at once, no step is counted
+    still = _line_walk(StopRules(max_steps=5, vanishing=1e-6), start=3.0)
+    assert still.stop_reasons == ["vanishing direction"] * 2
+    assert still.steps_taken.tolist() == [0, 0]
+    # without the vanishing rule the zero-length steps are taken and counted
+    runs = _line_walk(StopRules(max_steps=5), start=3.0)
+    assert runs.stop_reasons == ["max_steps"] * 2 and runs.steps_taken.tolist() == [5, 5]
+    late = _line_walk(StopRules(max_steps=5, deadline=time.time() - 1))
+    assert late.stop_reasons == ["budget"] * 2 and late.steps_taken.tolist() == [0, 0]
+    # the clamp applies to the paths of clamp_mask only
+    mask = torch.tensor([True, False])
+    clamped = _line_walk(StopRules(max_steps=2), clamp=(0.0, 1.5), clamp_mask=mask)
+    assert clamped.x.flatten().tolist() == [1.5, 2.0]
+
+    class Log(Observer):
+        def __init__(self):
+            self.events = []
+
+        def stepped(self, walk, step):
+            self.events.append(("step", step.t, step.idx.tolist()))
+
+        def stopped(self, walk, i):
+            self.events.append(("stop", i, walk.stop_reasons[i]))
+
+        def recorded(self, walk, t):
+            self.events.append(("end", t))
+
+    log = Log()
+    _line_walk(StopRules(max_steps=5, threshold=1.5), observers=(log,))
+    assert log.events == [
+        ("step", 1, [0, 1]),
+        ("end", 1),
+        ("step", 2, [0, 1]),
+        ("stop", 0, "reached"),
+        ("stop", 1, "reached"),
+        ("end", 2),
+    ]

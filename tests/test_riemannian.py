@@ -28,7 +28,7 @@ def test_metric_lengths_match_dense_G(mlp, x_mlp, rule):
     ref = {"left": lambda: ref_at(pts[:-1]), "right": lambda: ref_at(pts[1:])}
     ref["mean"] = lambda: 0.5 * (ref_at(pts[:-1]) + ref_at(pts[1:]))
     torch.testing.assert_close(got, ref[rule]())
-    torch.testing.assert_close(ml.euclidean_lengths(pts), delta.norm(dim=2))
+    torch.testing.assert_close(ml.riemannian.euclidean_lengths(pts), delta.norm(dim=2))
 
 
 def test_fisher_rao_distance_known_values():
@@ -44,7 +44,7 @@ def test_g_length_is_the_fisher_rao_length_of_the_predictions(mlp, x_mlp):
     pts = ml.linear_interpolation(x_mlp[:2], x_mlp[2:4], 2001)
     g_len = ml.metric_lengths(mlp, pts).sum(0)
     probs = F.softmax(mlp(pts.reshape(-1, 6)), 1).reshape(2001, 2, -1).detach()
-    fr_len = ml.prediction_path_length(probs)
+    fr_len = ml.riemannian.prediction_path_length(probs)
     torch.testing.assert_close(g_len, fr_len, rtol=2e-3, atol=0)
     # and both are at least the distance between the endpoints' predictions
     assert bool((fr_len >= ml.fisher_rao_distance(probs[0], probs[-1]) - 1e-9).all())

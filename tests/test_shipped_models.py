@@ -73,7 +73,7 @@ def test_cached_train_takes_the_shipped_checkpoint_without_training(monkeypatch)
         assert torch.equal(v, want[k]), k
     assert len(result.history["trace"]) > 10  # the whole training's history (from epoch 40)
     # the cache stays empty: nothing machine-dependent was written
-    assert not (ml.data_home() / "models").exists()
+    assert not (ml.data.data_home() / "models").exists()
 
 
 def test_shipped_false_ignores_the_shipped_checkpoint(monkeypatch):
@@ -94,7 +94,7 @@ def test_a_wheel_fetches_a_shipped_checkpoint_and_checks_its_hash(monkeypatch, t
     monkeypatch.setattr(ml.data, "_bundled_url", lambda key: real.as_uri())
     got = training.shipped_checkpoint(config, 10, download=True)
     assert got is not None and got.read_bytes() == real.read_bytes()
-    assert got.is_relative_to(ml.data_home())
+    assert got.is_relative_to(ml.data.data_home())
     # a corrupt download is refused and deleted
     got.unlink()
     bad = tmp_path / "bad.pt"

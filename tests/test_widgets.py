@@ -9,7 +9,8 @@ import torch
 from conftest import TinyCNN
 
 import manifoldlib as ml
-from manifoldlib.widgets import MODES, image_png, probability_bars_html
+from manifoldlib.images import image_png
+from manifoldlib.widgets import MODES, probability_bars_html
 
 
 def _build():
@@ -19,7 +20,9 @@ def _build():
     g = torch.Generator().manual_seed(4)
     images = torch.randn(6, 1, 8, 8, generator=g)
     labels = torch.tensor([0, 1, 2, 3, 4, 0])
-    return ml.PathExplorer(model, images, labels, frames=5, steps=40, step_size=0.2, threshold=0.5)
+    return ml.widgets.PathExplorer(
+        model, images, labels, frames=5, steps=40, step_size=0.2, threshold=0.5
+    )
 
 
 @pytest.fixture
@@ -173,7 +176,7 @@ def test_rtol_reaches_the_paths(explorer, monkeypatch):
     explorer.compute()
     assert seen == [None, 1e-3]
     with pytest.raises(ValueError, match="rtol"):
-        ml.PathExplorer(explorer.model, explorer.images, rtol=-1.0)
+        ml.widgets.PathExplorer(explorer.model, explorer.images, rtol=-1.0)
 
 
 # --- the backends: ipywidgets 8 (Stack + browser links), ipywidgets 7 (boxes), static strips ---
