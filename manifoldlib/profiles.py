@@ -27,6 +27,8 @@ BOOK_MNIST_EPOCHS = 40
 MNIST_EPOCH = 10
 #: Maximum random shift (pixels, each direction) of the paper-like checkpoint's training images.
 PAPER_LIKE_SHIFT = 2
+#: Activations of chapter 3's MNIST MLPs (:meth:`Profile.mnist_mlp_config`).
+MLP_ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,44 @@ class Profile:
             trace_every=100,
             trace_batch=1000,
             threads=self.threads,
+        )
+
+    def mnist_mlp_config(self, activation: str = "relu") -> TrainConfig:
+        """Chapter 3's MNIST MLP 784-64-64-10 with the given activation (trained once, cached).
+
+        SGD batch 60, lr 0.05, momentum 0.9, 10 epochs, one torch thread, on the profile's
+        MNIST source. The ReLU one is also the model of the live digit page and of the orbit
+        study; every caller builds it here so that they share one cache key (the ReLU key on
+        the book profile is ``mlp-53999af314fb0895``).
+
+        Introduced in the chapter "Why ReLU networks foliate, region by region" (book/03).
+
+        Args:
+            activation: ``"relu"``, ``"gelu"``, ``"tanh"`` or ``"sigmoid"``.
+
+        Returns:
+            The :class:`~manifoldlib.training.TrainConfig`; load its epoch 10.
+
+        Raises:
+            ValueError: ``activation`` is not one of the four.
+        """
+        if activation not in MLP_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {MLP_ACTIVATIONS}, got {activation!r}")
+        return TrainConfig(
+            arch="mlp",
+            arch_kwargs=(
+                ("in_features", 784),
+                ("hidden", (64, 64)),
+                ("num_classes", 10),
+                ("activation", activation),
+            ),
+            dataset="mnist",
+            source=self.mnist_source,
+            epochs=10,
+            batch_size=60,
+            lr=0.05,
+            momentum=0.9,
+            threads=1,
         )
 
     def paper_like_config(self) -> TrainConfig:

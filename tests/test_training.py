@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -127,6 +129,46 @@ def test_models_return_scores_of_the_right_shape():
         assert ml.MLP(2, (4,), 3, act)(torch.zeros(5, 2)).shape == (5, 3)
     with pytest.raises(ValueError, match="activation"):
         ml.MLP(2, (4,), 3, "swish")
+
+
+#: Cache keys of chapter 3's MLPs on the book profile: the shipped checkpoints, the live digit
+#: page and the orbit study load these; a change of the configuration would orphan them.
+CH3_MLP_KEYS = {
+    "relu": "53999af314fb0895",
+    "gelu": "95f13cc66cdf2375",
+    "tanh": "03ac29af2ceaf26f",
+    "sigmoid": "11eb7ff7b7f44ab8",
+}
+
+
+def test_mnist_mlp_config_keeps_the_shipped_keys():
+    """Mutation: any change of a setting in ``Profile.mnist_mlp_config`` changes a key."""
+    import json
+    import sys
+
+    book = ml.Profile(name="book", mnist_source="embedded", threads=2, device="cpu")
+    shipped = (Path(ml.__file__).parent / "shipped_models.json").read_text()
+    for act, key in CH3_MLP_KEYS.items():
+        cfg = book.mnist_mlp_config(act)
+        assert cfg.key() == key, act
+        assert dict(cfg.arch_kwargs)["activation"] == act
+        assert f'"mlp-{key}"' in shipped, f"mlp-{key} is not shipped"
+    paper = ml.Profile(name="paper", mnist_source="torchvision", threads=None, device="cpu")
+    assert paper.mnist_mlp_config().source == "torchvision"
+    assert paper.mnist_mlp_config().key() != CH3_MLP_KEYS["relu"]
+    with pytest.raises(ValueError, match="activation"):
+        book.mnist_mlp_config("swish")
+    # the live digit page exports this very configuration
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    try:
+        import export_live_digit
+    finally:
+        sys.path.pop(0)
+    assert export_live_digit.config() == book.mnist_mlp_config("relu")
+    payload = json.loads(
+        (Path(__file__).resolve().parents[1] / "book/live_digit/weights.json").read_text()
+    )
+    assert payload["checkpoint"]["config_key"] == f"mlp-{CH3_MLP_KEYS['relu']}"
 
 
 def test_profiles(monkeypatch):

@@ -2,8 +2,8 @@
 
 The page "Draw a digit" (book/live_digit.md) computes the model's geometry in the reader's
 browser, in float64 JavaScript, from weights inlined in the page. This tool loads chapter 3's
-ReLU MLP 784-64-64-10 (its ``TrainConfig`` is repeated here, so the model cache is shared;
-checkpoint of epoch 10) and writes:
+ReLU MLP 784-64-64-10 (``Profile.mnist_mlp_config("relu")`` pinned to the embedded MNIST,
+so the model cache is shared; checkpoint of epoch 10) and writes:
 
 - ``book/live_digit/weights.json``: the three layers' weights and biases as little-endian
   float32 bytes in base64 (the browser and the tests' float64 torch model use the very same
@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "book" / "live_digit"
 
-#: Chapter 3's ReLU MLP (book/03, "mlp_config('relu')"), kept identical so the cache is shared.
+#: The checkpoint exported (chapter 3 uses the same epoch).
 EPOCH = 10
 #: The model's normalisation (``manifoldlib.data``: MNIST mean and standard deviation).
 MEAN, STD = 0.1307, 0.3081
@@ -44,25 +44,11 @@ DIGITS_PER_CLASS = 10
 
 
 def config():
-    """Chapter 3's training configuration of the ReLU MLP 784-64-64-10."""
+    """Chapter 3's ReLU MLP 784-64-64-10 on the embedded MNIST (the book profile's model)."""
     import manifoldlib as ml
 
-    return ml.TrainConfig(
-        arch="mlp",
-        arch_kwargs=(
-            ("in_features", 784),
-            ("hidden", (64, 64)),
-            ("num_classes", 10),
-            ("activation", "relu"),
-        ),
-        dataset="mnist",
-        source="embedded",
-        epochs=EPOCH,
-        batch_size=60,
-        lr=0.05,
-        momentum=0.9,
-        threads=1,
-    )
+    book = ml.Profile(name="book", mnist_source="embedded", threads=2, device="cpu")
+    return book.mnist_mlp_config("relu")
 
 
 def test_digits() -> tuple[np.ndarray, np.ndarray]:
