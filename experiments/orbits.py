@@ -57,23 +57,8 @@ SPAN_TOL = 1e-8  # a new direction counts when its part outside the span exceeds
 
 
 def mlp_config() -> ml.TrainConfig:
-    """Chapter 3's ReLU MLP, 784-64-64-10 (same config, same cached weights)."""
-    return ml.TrainConfig(
-        arch="mlp",
-        arch_kwargs=(
-            ("in_features", 784),
-            ("hidden", (64, 64)),
-            ("num_classes", 10),
-            ("activation", "relu"),
-        ),
-        dataset="mnist",
-        source=ml.current_profile().mnist_source,
-        epochs=10,
-        batch_size=60,
-        lr=0.05,
-        momentum=0.9,
-        threads=1,
-    )
+    """Chapter 3's ReLU MLP, 784-64-64-10: the profile's config (key ``mlp-53999af314fb0895``)."""
+    return ml.current_profile().mnist_mlp_config("relu")
 
 
 def load_models() -> tuple[nn.Module, nn.Module, ml.ImageData]:
