@@ -22,10 +22,21 @@ Three parts, all in float64, one thread:
   Written to ``orbits_planner.csv``.
 - ``openness``: the same planner aimed at ``x0 + delta v`` for random unit directions ``v``
   from one test image. Written to ``orbits_openness.csv``.
+- ``lmscan``: why the LM planner accepted no update: its first update scaled by ``t`` from 1
+  to 1e-5, the rollout's end-point change against the linear prediction; the distance to the
+  first pattern change along the first greedy step; tied max-pool windows at the sources.
+  Written to ``orbits_lmscan.csv`` and ``orbits_lmscan.json`` (run record).
+- ``crossings``: the crossing planner (``crossing_planner``: 12 candidate steps in ``D_x``
+  around the greedy step, each scored by a two-step lookahead with ``D`` where it lands),
+  greedy descent (no box) and Algorithm 1 (clamp), step 0.1, 200 steps, on the same 16 pairs,
+  read at lengths 2.5, 5, 10, 20; per-step traces with the alignment ``|P_x r| / |r|``.
+  Written to ``orbits_crossings.csv``, ``orbits_crossings_trace.csv`` and
+  ``orbits_crossings.json`` (run record: 8.5 CPU-min, 53 min wall on the shared machine).
 
 ``orbits.json`` holds the settings, the commit, versions and the run times of each part.
 
-Run: ``python -m experiments.orbits`` (all parts) or ``--part walks|planner|openness``. The
+Run: ``python -m experiments.orbits`` (all parts) or
+``--part walks|planner|openness|lmscan|crossings``. The
 committed run took the CPU and wall times stored in ``orbits.json`` (a few CPU-minutes on one
 thread; the wall times are those of a 2-core machine shared with several other jobs). The
 planner part was re-run alone with one budget (50 steps of 0.2) and 3 iterations to fit the
