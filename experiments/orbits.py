@@ -22,10 +22,21 @@ Three parts, all in float64, one thread:
   Written to ``orbits_planner.csv``.
 - ``openness``: the same planner aimed at ``x0 + delta v`` for random unit directions ``v``
   from one test image. Written to ``orbits_openness.csv``.
+- ``lmscan``: why the LM planner accepted no update: its first update scaled by ``t`` from 1
+  to 1e-5, the rollout's end-point change against the linear prediction; the distance to the
+  first pattern change along the first greedy step; tied max-pool windows at the sources.
+  Written to ``orbits_lmscan.csv`` and ``orbits_lmscan.json`` (run record).
+- ``crossings``: the crossing planner (``crossing_planner``: 12 candidate steps in ``D_x``
+  around the greedy step, each scored by a two-step lookahead with ``D`` where it lands),
+  greedy descent (no box) and Algorithm 1 (clamp), step 0.1, 200 steps, on the same 16 pairs,
+  read at lengths 2.5, 5, 10, 20; per-step traces with the alignment ``|P_x r| / |r|``.
+  Written to ``orbits_crossings.csv``, ``orbits_crossings_trace.csv`` and
+  ``orbits_crossings.json`` (run record: 8.5 CPU-min, 53 min wall on the shared machine).
 
 ``orbits.json`` holds the settings, the commit, versions and the run times of each part.
 
-Run: ``python -m experiments.orbits`` (all parts) or ``--part walks|planner|openness``. The
+Run: ``python -m experiments.orbits`` (all parts) or
+``--part walks|planner|openness|lmscan|crossings``. The
 committed run took the CPU and wall times stored in ``orbits.json`` (a few CPU-minutes on one
 thread; the wall times are those of a 2-core machine shared with several other jobs). The
 planner part was re-run alone with one budget (50 steps of 0.2) and 3 iterations to fit the
@@ -50,29 +61,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import manifoldlib as ml
+from experiments.records import RunRecord, write_json
 
 OUT = Path(__file__).parent / "results"
 SPAN_TOL = 1e-8  # a new direction counts when its part outside the span exceeds this
 
 
 def mlp_config() -> ml.TrainConfig:
-    """Chapter 3's ReLU MLP, 784-64-64-10 (same config, same cached weights)."""
-    return ml.TrainConfig(
-        arch="mlp",
-        arch_kwargs=(
-            ("in_features", 784),
-            ("hidden", (64, 64)),
-            ("num_classes", 10),
-            ("activation", "relu"),
-        ),
-        dataset="mnist",
-        source=ml.current_profile().mnist_source,
-        epochs=10,
-        batch_size=60,
-        lr=0.05,
-        momentum=0.9,
-        threads=1,
-    )
+    """Chapter 3's ReLU MLP, 784-64-64-10: the profile's config (key ``mlp-53999af314fb0895``)."""
+    return ml.current_profile().mnist_mlp_config("relu")
 
 
 def load_models() -> tuple[nn.Module, nn.Module, ml.ImageData]:
@@ -473,6 +470,310 @@ def run_openness(cnn, data, *, image=0, n_dirs=8, delta=2.0, alpha=0.1, steps=60
     return rows
 
 
+# --- Part "crossings": a planner that chooses its region crossings ---------------------------
+
+
+def project(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``P v`` for orthonormal rows ``q`` ``(..., C-1, n)`` and vectors ``v`` ``(..., n)``."""
+    return torch.einsum("...cn,...c->...n", q, torch.einsum("...cn,...n->...c", q, v))
+
+
+def unit(v: torch.Tensor) -> torch.Tensor:
+    """``v`` normalised along its last axis."""
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+
+
+def crossing_planner(
+    model: nn.Module,
+    x0: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    alpha: float,
+    steps: int,
+    sigmas: tuple[float, ...],
+    seed: int,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Greedy descent that chooses which activation region to cross into (no box, float64).
+
+    At each point ``x`` with residual ``r = target - x`` it builds ``M = len(sigmas)``
+    candidate steps of length ``alpha`` in ``D_x``: ``alpha * unit(g + sigma_j w_j)`` with
+    ``g`` the unit greedy direction (the projection of ``r`` on ``D_x``) and ``w_j`` a random
+    unit vector of ``D_x`` (``sigma = 0``: the greedy step itself). Every candidate lands in a
+    different activation region (on the CNN a step of 0.1 crosses thousands of faces); the
+    planner computes ``D`` there and scores the candidate by the distance left after it and
+    one greedy step of length ``alpha`` from where it lands (a two-step lookahead), and takes
+    the best candidate's step. With ``sigmas == (0,)`` it is greedy descent (Algorithm 1
+    without the clamp). Each step is ``alpha`` times a combination of the rows of the
+    orthonormal basis of ``D_x`` at its start, so it is horizontal up to round-off.
+
+    Args:
+        model: the float64 classifier.
+        x0: sources ``(B, 1, 28, 28)``.
+        target: targets ``(B, 1, 28, 28)``.
+        alpha: the length of every step.
+        steps: the number of steps (the budget of horizontal length is ``steps * alpha``).
+        sigmas: the spread of each candidate around the greedy direction.
+        seed: seed of the random directions ``w_j``.
+        log: progress printer.
+
+    Returns:
+        ``points`` ``(K+1, B, n)``, ``distances`` ``(K+1, B)``, ``alignment`` ``(K+1, B)``
+        (``|P_x r| / |r|``: no horizontal path approaches the target faster than this per unit
+        length at ``x``), ``cross`` ``(K, B)`` (whether step ``k`` changed the activation
+        pattern), ``switches`` ``(K, B)`` (how many units changed), ``chosen`` ``(K, B)``
+        (the index of the chosen candidate).
+    """
+    g = torch.Generator().manual_seed(seed)
+    shape, tf = x0.shape, target.flatten(1)
+    B, n = tf.shape
+    M = len(sigmas)
+    sig = torch.tensor(sigmas, dtype=torch.float64)[None, :, None]
+    x = x0.flatten(1).clone()
+    q = basis(model, x0)
+    pat = pattern(model, x0)
+    pts, dist, align, cross, sw, chosen = [x], [], [], [], [], []
+    for k in range(steps):
+        r = tf - x
+        pr = project(q, r)
+        dist.append(r.norm(dim=1))
+        align.append(pr.norm(dim=1) / r.norm(dim=1))
+        z = torch.randn(B, M, q.shape[1], generator=g, dtype=torch.float64)
+        w = unit(torch.einsum("bcn,bmc->bmn", q, z))
+        u = unit(unit(pr)[:, None] + sig * w)  # (B, M, n), in D_x
+        u = project(q[:, None], u)  # round-off back onto D_x (changes u by ~1e-16)
+        u = u * (alpha / u.norm(dim=-1, keepdim=True))
+        cand = x[:, None] + u
+        qc = basis(model, cand.reshape(B * M, *shape[1:])).reshape(B, M, -1, n)
+        rc = tf[:, None] - cand
+        a = project(qc, rc).norm(dim=-1)
+        t = torch.clamp(a, max=alpha)
+        score = (rc.norm(dim=-1) ** 2 - 2 * t * a + t**2).clamp_min(0).sqrt()
+        j = score.argmin(1)
+        ar = torch.arange(B)
+        x, q = cand[ar, j], qc[ar, j]
+        new = pattern(model, x.reshape(shape))
+        changed = (new != pat).sum(1)
+        cross.append(changed > 0)
+        sw.append(changed)
+        chosen.append(j)
+        pat = new
+        pts.append(x)
+        if (k + 1) % 50 == 0:
+            d0 = dist[0]
+            left = (tf - x).norm(dim=1)
+            log(f"  step {k + 1}: median final/initial {float((left / d0).median()):.4f}")
+    r = tf - x
+    dist.append(r.norm(dim=1))
+    align.append(project(q, r).norm(dim=1) / r.norm(dim=1))
+    return {
+        "points": torch.stack(pts),
+        "distances": torch.stack(dist),
+        "alignment": torch.stack(align),
+        "cross": torch.stack(cross),
+        "switches": torch.stack(sw),
+        "chosen": torch.stack(chosen),
+    }
+
+
+def step_off_shares(model: nn.Module, points: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``(K, B)`` off-``D_x`` share ``||s - P_x s|| / ||s||`` of each step (library projection)."""
+    out = []
+    for k in range(len(points) - 1):
+        s = points[k + 1] - points[k]
+        ns = s.norm(dim=1)
+        proj = ml.tangent_projection(model, points[k].reshape(shape), s.reshape(shape))
+        share = (s - proj.flatten(1)).norm(dim=1) / ns.clamp_min(1e-300)
+        out.append(torch.where(ns > 0, share, 0.0))
+    return torch.stack(out)
+
+
+def box_excursion(points: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``(K+1, B)`` how far each point lies outside the pixel box (largest coordinate)."""
+    lo, hi = (b.flatten().double() for b in box)
+    return torch.maximum((lo - points).amax(2), (points - hi).amax(2)).clamp_min(0)
+
+
+CROSSING_SETTINGS = {
+    "pairs": 16,
+    "pair_seed": 23,
+    "alpha": 0.1,
+    "steps": 200,
+    "reads": [2.5, 5, 10, 20],
+    "sigmas": [0, 0.05, 0.05, 0.1, 0.1, 0.2, 0.2, 0.4, 0.4, 0.8, 0.8, 1.6],
+    "seed": 31,
+}
+
+
+def run_crossings(cnn, data, settings=CROSSING_SETTINGS, log=print) -> tuple[list, list]:
+    """The crossing planner, greedy descent (no box) and Algorithm 1 (clamp) on the pairs.
+
+    Returns per-pair rows at each read length and per-step trace rows.
+    """
+    S = settings
+    src, tgt = pairs(data.test_y, S["pairs"], seed=S["pair_seed"])
+    x0, d = data.test_x[src].double(), data.test_x[tgt].double()
+    box = tuple(b.double() for b in data.pixel_range)
+    alpha, K = S["alpha"], S["steps"]
+    runs = {}
+    for method, sigmas in (("greedy", (0.0,)), ("crossing", tuple(S["sigmas"]))):
+        log(f"{method}: {K} steps of {alpha}, {len(sigmas)} candidates per step")
+        c0 = time.process_time()
+        res = crossing_planner(
+            cnn, x0, d, alpha=alpha, steps=K, sigmas=sigmas, seed=S["seed"], log=log
+        )
+        res["cpu_s"] = time.process_time() - c0
+        res["off"] = step_off_shares(cnn, res["points"], x0.shape)
+        res["excursion"] = box_excursion(res["points"], box)
+        res["lengths"] = torch.cat(
+            [torch.zeros(1, len(x0)), (res["points"][1:] - res["points"][:-1]).norm(dim=2)]
+        ).cumsum(0)
+        runs[method] = res
+    log("algorithm1: step 0.1, clamp")
+    c0 = time.process_time()
+    path = ml.horizontal_path(cnn, x0, d, step_size=alpha, max_steps=K, clamp=data.pixel_range)
+    pts = path.points.flatten(2)
+    a1 = {
+        "points": pts,
+        "distances": path.distances,
+        "alignment": torch.full(path.distances.shape, float("nan"), dtype=torch.float64),
+        "cross": (pattern_changes(cnn, pts, x0.shape) > 0),
+        "switches": pattern_changes(cnn, pts, x0.shape),
+        "chosen": torch.zeros(len(pts) - 1, len(x0), dtype=torch.long),
+        "off": step_off_shares(cnn, pts, x0.shape),
+        "excursion": box_excursion(pts, box),
+        "lengths": torch.cat([torch.zeros(1, len(x0)), (pts[1:] - pts[:-1]).norm(dim=2)]).cumsum(0),
+    }
+    a1["cpu_s"] = time.process_time() - c0
+    runs["algorithm1"] = a1
+    rows, trace = [], []
+    for method, res in runs.items():
+        D = res["distances"]
+        for read in S["reads"]:
+            k = min(round(read / alpha), len(D) - 1)
+            for b in range(len(x0)):
+                rows.append(
+                    {
+                        "method": method,
+                        "budget_length": read,
+                        "alpha": alpha,
+                        "steps": k,
+                        "pair": b,
+                        "source": int(src[b]),
+                        "target": int(tgt[b]),
+                        "initial_distance": float(D[0, b]),
+                        "final_distance": float(D[k, b]),
+                        "ratio": float(D[k, b] / D[0, b]),
+                        "reached": int(D[k, b] < 1.0),
+                        "length": float(res["lengths"][k, b]),
+                        "crossings": int(res["cross"][:k, b].sum()),
+                        "unit_switches": int(res["switches"][:k, b].sum()),
+                        "off_D_share_max": float(res["off"][:k, b].max()),
+                        "box_excursion_max": float(res["excursion"][: k + 1, b].max()),
+                        "non_greedy_steps": int((res["chosen"][:k, b] > 0).sum()),
+                        "cpu_s_all_pairs": round(res["cpu_s"], 1),
+                    }
+                )
+        for k in range(len(D)):
+            for b in range(len(x0)):
+                trace.append(
+                    {
+                        "method": method,
+                        "pair": b,
+                        "step": k,
+                        "length": float(res["lengths"][k, b]),
+                        "distance": float(D[k, b]),
+                        "alignment": float(res["alignment"][k, b]),
+                    }
+                )
+    return rows, trace
+
+
+def pattern_changes(model: nn.Module, points: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``(K, B)`` number of units whose state changed between consecutive points."""
+    pats = [pattern(model, p.reshape(shape)) for p in points]
+    return torch.stack([(b != a).sum(1) for a, b in zip(pats[:-1], pats[1:], strict=True)])
+
+
+def pool_ties(model: ml.MnistCNN, x: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` max-pool windows whose two largest (post-ReLU) inputs are equal and positive.
+
+    At such an input the max-pool winner, hence ``D_x``, changes under arbitrarily small
+    perturbations: the input lies on a face.
+    """
+    with torch.no_grad():
+        f = model.features
+        a = torch.relu(f[2](torch.relu(f[0](x))))  # (B, 64, 24, 24)
+        win = a.unfold(2, 2, 2).unfold(3, 2, 2).flatten(-2)  # (B, 64, 12, 12, 4)
+        top = win.topk(2, dim=-1).values
+        return ((top[..., 0] == top[..., 1]) & (top[..., 0] > 0)).flatten(1).sum(1)
+
+
+def run_lmscan(cnn, data, *, n_pairs=4, alpha=0.2, steps=50, lam=1.0, log=print) -> list[dict]:
+    """Why Levenberg-Marquardt accepted nothing: its linear model against the rollout.
+
+    From greedy descent's controls ``V`` (the LM planner's start), the LM change ``dV`` (damping
+    ``lam``) is scaled by ``t``; the rollout's end-point change is compared with the linear
+    prediction ``t J dV``. Also per pair: the distance to the first activation-pattern change
+    along the first greedy step (bisection on the pattern, 40 halvings of ``alpha``) and the
+    number of tied max-pool windows at the source image.
+    """
+    src, tgt = pairs(data.test_y, 16, seed=23)
+    x0, d = data.test_x[src[:n_pairs]].double(), data.test_x[tgt[:n_pairs]].double()
+    tf = d.flatten(1)
+    box = tuple(b.double() for b in data.pixel_range)
+
+    def greedy_control(k: int, x: torch.Tensor) -> torch.Tensor:
+        q = basis(cnn, x.reshape(x0.shape))
+        v = tf - x
+        return v * (alpha / project(q, v).norm(dim=1, keepdim=True))
+
+    r, V = rollout(cnn, x0, greedy_control, alpha, steps, box, False)
+    dist0 = (tf - r.end).norm(dim=1)
+    M = metric(r)
+    res = tf - r.end
+    lamt = torch.full((n_pairs,), lam, dtype=torch.float64)
+    dV = lm_update(r, tf, lamt)
+    z = torch.linalg.solve(M + lam * torch.eye(M.shape[-1], dtype=M.dtype), res)
+    pred = torch.einsum("bnm,bm->bn", M, z)
+    # first face along the first greedy step, from the source image
+    x = x0.flatten(1)
+    u = unit(project(basis(cnn, x0), tf - x))
+    p0 = pattern(cnn, x0)
+    lo = torch.zeros(n_pairs, dtype=torch.float64)
+    hi = torch.full((n_pairs,), alpha, dtype=torch.float64)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        same = (pattern(cnn, (x + mid[:, None] * u).reshape(x0.shape)) == p0).all(1)
+        lo, hi = torch.where(same, mid, lo), torch.where(same, hi, mid)
+    ties = pool_ties(cnn, x0)
+    rows = []
+    for t in (1.0, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4, 1e-5):
+        c, _ = rollout(cnn, x0, V + t * dV, alpha, steps, box, False)
+        act = c.end - r.end
+        dd = (tf - c.end).norm(dim=1)
+        pd = (res - t * pred).norm(dim=1)
+        log(f"  t={t:g}: distance change {(dd - dist0).numpy().round(4)}")
+        for b in range(n_pairs):
+            rows.append(
+                {
+                    "pair": b,
+                    "t": t,
+                    "lam": lam,
+                    "greedy_final": float(dist0[b]),
+                    "distance_change": float(dd[b] - dist0[b]),
+                    "predicted_change": float(pd[b] - dist0[b]),
+                    "end_change": float(act[b].norm()),
+                    "predicted_end_change": float(t * pred[b].norm()),
+                    "linear_model_rel_error": float((act[b] - t * pred[b]).norm())
+                    / float(t * pred[b].norm()),
+                    "first_face_along_greedy_step": float(hi[b]),
+                    "tied_pool_windows_at_source": int(ties[b]),
+                }
+            )
+    return rows
+
+
 def git_commit() -> str:
     """The repository's HEAD commit, or ``unknown``."""
     try:
@@ -483,6 +784,30 @@ def git_commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def run_record_part(part: str, cnn: nn.Module, data: ml.ImageData) -> None:
+    """Run part ``crossings`` or ``lmscan``; CSVs plus ``orbits_<part>.json`` with a run record."""
+    record = RunRecord.start()
+    P = ml.current_profile()
+    record.checkpoint("mnist_cnn", P.mnist_config(), P.mnist_epoch)
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    if part == "crossings":
+        rows, trace = run_crossings(cnn, data, log=log)
+        write_csv("orbits_crossings.csv", rows)
+        write_csv("orbits_crossings_trace.csv", trace)
+        settings = dict(CROSSING_SETTINGS)
+        settings["cpu_s_per_method"] = {
+            m: rows_[0]["cpu_s_all_pairs"]
+            for m in ("greedy", "crossing", "algorithm1")
+            for rows_ in [[r for r in rows if r["method"] == m]]
+        }
+    else:
+        rows = run_lmscan(cnn, data, log=log)
+        write_csv("orbits_lmscan.csv", rows)
+        settings = {"pairs": 4, "alpha": 0.2, "steps": 50, "lam": 1.0}
+    out = write_json(OUT / f"orbits_{part}.json", {"part": part, "settings": settings}, record)
+    print(out["run_record"], flush=True)
 
 
 def main(parts: list[str]) -> None:
@@ -509,6 +834,9 @@ def main(parts: list[str]) -> None:
         if part == "walks":
             rows, settings = run_walks(cnn, mlp, data), {"starts": 8, "steps": 300, "alpha": 0.1}
             write_csv("orbits_walks.csv", rows)
+        elif part in ("crossings", "lmscan"):
+            run_record_part(part, cnn, data)
+            continue
         elif part == "planner":
             rows = run_planner(cnn, data, log=lambda s: print(s, flush=True))
             settings = {"pairs": 16, "alpha": 0.2, "budget_steps": [50], "iters": 3}
@@ -528,6 +856,11 @@ def main(parts: list[str]) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["walks", "planner", "openness", "all"], default="all")
+    ap.add_argument(
+        "--part",
+        choices=["walks", "planner", "openness", "crossings", "lmscan", "all"],
+        default="all",
+    )
     args = ap.parse_args()
-    main(["walks", "openness", "planner"] if args.part == "all" else [args.part])
+    everything = ["walks", "openness", "planner", "lmscan", "crossings"]
+    main(everything if args.part == "all" else [args.part])
