@@ -21,8 +21,9 @@ its settings on the digits the book has offline. This script runs, on either che
   Writes ``paper_like_a1_<model>.csv`` (one row per path), ``paper_like_a1_<model>.npz``
   (distances every 100 steps) and ``paper_like_a1_<model>.json`` (run record).
 - ``across``: chapter 7's paths across the leaves (a fixed seeded Gaussian direction projected
-  on the kernel of G, step 0.1, 1,000 steps, clamp) from correctly classified test images:
-  does the predicted class stay the same? Writes ``paper_like_across_<model>.json``.
+  on the kernel of G, step 0.1, 1,000 steps, clamp) from 30 seeded test images that both
+  checkpoints classify correctly (the same starts and directions on both, so the outcomes
+  pair): does the predicted class stay the same? Writes ``paper_like_across_<model>.json``.
 
 Introduced in the chapter "Horizontal paths on the data leaf".
 """
@@ -279,7 +280,10 @@ def part_across(args: argparse.Namespace) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         pred = model(data.test_x).argmax(1)
-    correct = (pred == data.test_y).nonzero().flatten()
+        ok = pred == data.test_y
+        for other in ("book", "paper_like"):  # the same starts on both: paired outcomes
+            ok &= load_model(model_config(other), epoch)(data.test_x).argmax(1) == data.test_y
+    correct = ok.nonzero().flatten()
     starts = correct[torch.randperm(len(correct), generator=gen)[: args.starts]]
     x0 = data.test_x[starts]
     direction = torch.randn(x0.shape, generator=gen)
