@@ -263,6 +263,7 @@ def part_algorithm1(args: argparse.Namespace) -> None:
             row = {**rows[i], **summary[i]}
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     meta["run_time_s"] = round(time.time() - t0, 1)
+    meta["cpu_s"] = round(time.process_time(), 1)
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     meta_path.write_text(json.dumps(meta, indent=1))
     print(f"{tag}: {meta['run_time_s']} s")
