@@ -12,16 +12,18 @@ its settings on the digits the book has offline. This script runs, on either che
 - ``algorithm1``: Algorithm 1 at the paper's rule (step 0.1, fixed steps, clamp to the pixel
   range as the code's ``domain_projection``, reach threshold 1) with the ``exact``, ``gels``
   and ``dropcol`` projections (:mod:`manifoldlib.algorithm1`), on the same 16 seeded pairs as
-  chapter 8's study (chosen with the ``book`` checkpoint by
-  :func:`experiments.algorithm1_study.choose_pairs`, so both checkpoints see the same pairs),
+  chapter 8's study (read from its committed ``algorithm1_main.json``: chosen with the
+  ``book`` checkpoint by the paper's p <= 0.99 source rule, so both checkpoints see the
+  same pairs),
   for 10,000 steps (``path_tangent``'s default in the paper's code) with the 5,000-step point
   (the data-leaf script's budget at the compared commit) read from the recorded distances.
   No stall stop: the paths run their whole budget unless they reach the threshold.
   Writes ``paper_like_a1_<model>.csv`` (one row per path), ``paper_like_a1_<model>.npz``
   (distances every 100 steps) and ``paper_like_a1_<model>.json`` (run record).
 - ``across``: chapter 7's paths across the leaves (a fixed seeded Gaussian direction projected
-  on the kernel of G, step 0.1, 1,000 steps, clamp) from correctly classified test images:
-  does the predicted class stay the same? Writes ``paper_like_across_<model>.json``.
+  on the kernel of G, step 0.1, 1,000 steps, clamp) from 30 seeded test images that both
+  checkpoints classify correctly (the same starts and directions on both, so the outcomes
+  pair): does the predicted class stay the same? Writes ``paper_like_across_<model>.json``.
 
 Introduced in the chapter "Horizontal paths on the data leaf".
 """
@@ -29,6 +31,7 @@ Introduced in the chapter "Horizontal paths on the data leaf".
 from __future__ import annotations
 
 import argparse
+import ast
 import calendar
 import csv
 import hashlib
@@ -43,8 +46,8 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
-from experiments.algorithm1_study import choose_pairs, load_model
 from manifoldlib.algorithm1 import algorithm1_paths
+from manifoldlib.training import load_checkpoint, shipped_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = ("exact", "gels", "dropcol")
@@ -62,8 +65,34 @@ def model_config(name: str) -> ml.TrainConfig:
 
 
 def checkpoint_path(config: ml.TrainConfig, epoch: int) -> Path:
-    """Where the cache keeps ``epoch`` of ``config``."""
+    """The checkpoint file of ``epoch``: the shipped one (``data/models``), else the cache's.
+
+    The chapters compute on the shipped checkpoints, so the study must too: a cache trained
+    on another CPU holds different weights under the same key.
+    """
+    shipped = shipped_checkpoint(config, epoch)
+    if shipped is not None:
+        return shipped
     return ml.data_home() / "models" / f"{config.arch}-{config.key()}" / f"epoch-{epoch:03d}.pt"
+
+
+def load_model(config: ml.TrainConfig, epoch: int) -> torch.nn.Module | None:
+    """The model of ``epoch`` (shipped, else cached), never trained here: None if missing."""
+    path = checkpoint_path(config, epoch)
+    if not path.is_file():
+        return None
+    model = config.build()
+    model.load_state_dict(load_checkpoint(path, config)["model"])
+    return model.eval()
+
+
+def chapter8_pairs(n: int) -> list[dict]:
+    """The first ``n`` of chapter 8's 16 pairs, as its committed study recorded them."""
+    meta = json.loads((RESULTS / "algorithm1_main.json").read_text())
+    pairs = meta["pairs"]
+    if isinstance(pairs, str):  # older records stored the list's repr
+        pairs = ast.literal_eval(pairs)
+    return pairs[:n]
 
 
 def sha256(path: Path) -> str:
@@ -134,12 +163,11 @@ def part_algorithm1(args: argparse.Namespace) -> None:
     """Algorithm 1, three projections, 16 pairs, fixed budget; see the module docstring."""
     data = ml.load_mnist("embedded")
     epoch = ml.current_profile().mnist_epoch
-    book = load_model(model_config("book"), epoch)
     config = model_config(args.model)
     model = load_model(config, epoch)
-    if model is None or book is None:
+    if model is None:
         raise SystemExit(f"checkpoint epoch {epoch} of {args.model} not cached: train it first")
-    pairs = choose_pairs(book, data, args.pairs)
+    pairs = chapter8_pairs(args.pairs)
     src_idx = [q["source_index"] for q in pairs]
     with torch.no_grad():
         p = torch.softmax(model(data.test_x[src_idx]), 1)
@@ -235,6 +263,7 @@ def part_algorithm1(args: argparse.Namespace) -> None:
             row = {**rows[i], **summary[i]}
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     meta["run_time_s"] = round(time.time() - t0, 1)
+    meta["cpu_s"] = round(time.process_time(), 1)
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     meta_path.write_text(json.dumps(meta, indent=1))
     print(f"{tag}: {meta['run_time_s']} s")
@@ -252,7 +281,10 @@ def part_across(args: argparse.Namespace) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         pred = model(data.test_x).argmax(1)
-    correct = (pred == data.test_y).nonzero().flatten()
+        ok = pred == data.test_y
+        for other in ("book", "paper_like"):  # the same starts on both: paired outcomes
+            ok &= load_model(model_config(other), epoch)(data.test_x).argmax(1) == data.test_y
+    correct = ok.nonzero().flatten()
     starts = correct[torch.randperm(len(correct), generator=gen)[: args.starts]]
     x0 = data.test_x[starts]
     direction = torch.randn(x0.shape, generator=gen)

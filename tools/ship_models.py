@@ -3,7 +3,8 @@
 Usage::
 
     python tools/ship_models.py CACHE_MODELS_DIR            # copy, strip, hash, write the table
-    python tools/ship_models.py CACHE_MODELS_DIR --check    # the shipped files match the cache
+    python tools/ship_models.py CACHE_MODELS_DIR FOLDER --add --kernels "..." --command "..."
+        # add one model to the table, keeping the others (with its own training record)
 
 ``CACHE_MODELS_DIR`` is ``$MANIFOLDLIB_DATA/models`` of a run of every chapter from an empty
 cache (each model trained by ``manifoldlib.cached_train`` on this machine). For every model
@@ -94,9 +95,27 @@ def main() -> None:
     parser.add_argument("cache", type=Path, help="$MANIFOLDLIB_DATA/models of the run")
     parser.add_argument("folders", nargs="*", help="model folders (default: all in the cache)")
     parser.add_argument("--kernels", default="torch default on the machine that ran it")
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="add the named folders to the existing table (each with its own trained_with)",
+    )
+    parser.add_argument("--command", default=None, help="with --add: the command that trained it")
     args = parser.parse_args()
     folders = args.folders or sorted(p.name for p in args.cache.iterdir() if p.is_dir())
+    if args.add and not args.folders:
+        sys.exit("--add needs the model folders to add")
     table = ship(args.cache, folders, args.kernels)
+    if args.add:
+        new = table
+        table = json.loads(TABLE.read_text())
+        for name, entry in new["models"].items():
+            entry["trained_with"] = {
+                "torch": torch.__version__,
+                "kernels": args.kernels,
+                "command": args.command or "manifoldlib.cached_train(config)",
+            }
+            table["models"][name] = entry
     TABLE.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     total = sum(f.stat().st_size for f in OUT.rglob("*.pt"))
     print(f"{len(table['models'])} models, {total / 1e6:.1f} MB in {OUT}")
