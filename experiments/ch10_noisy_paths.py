@@ -196,6 +196,7 @@ def main() -> None:
         manip[f"dx_share_at_end_{name}"] = dx_share(model, z, n)
         manip[f"noise_norm_{name}"] = n.flatten(1).norm(dim=1).tolist()
     with torch.no_grad():
+        test_accuracy = ml.accuracy(model, data.test_x, data.test_y)
         pred_clean = model(clean).argmax(1)
         p_noisy = torch.softmax(model(noisy["clamped"]), 1)
     manip["noisy_prediction_kept"] = (p_noisy.argmax(1) == pred_clean).int().tolist()
@@ -312,6 +313,7 @@ def main() -> None:
         "model": args.model,
         "config_key": config.key(),
         "epoch": P.mnist_epoch,
+        "test_accuracy": round(float(test_accuracy), 4),
         "dtype": "float32",
         "source_index": src_idx.tolist(),
         "target_index": tgt_idx.tolist(),
