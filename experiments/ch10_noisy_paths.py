@@ -52,6 +52,7 @@ ALPHA = 0.1
 NOISE_STEPS = 250
 HALF, BUDGET = 5000, 10_000
 RECORD = 100
+CHUNK = 1000
 EXACT_STALL = 1000
 FIELDS = [
     "model",
@@ -202,49 +203,83 @@ def main() -> None:
     manip["noisy_prediction_kept"] = (p_noisy.argmax(1) == pred_clean).int().tolist()
     cpu["noise"] = time.process_time() - c0
 
-    # Paths: exact (until it stalls) and gels (two halves of 5,000 steps), noisy then clean.
+    # Paths: gels first (the paper's projection), in chunks of CHUNK steps with every file
+    # rewritten after each chunk (a run cut short keeps what it finished); then exact, until
+    # it stalls. Noisy starts first, then their clean twins, in one batch.
     starts = torch.cat([noisy["clamped"], clean])
     targets = torch.cat([target, target])
-    out: dict[str, dict] = {}
+    zeros = torch.zeros(2 * k)
+    g = {
+        "steps": [0],
+        "dist": [(targets - starts).flatten(1).norm(dim=1).numpy()],
+        "n_steps": zeros.long(),
+        "plen": zeros.double(),
+        "half": None,
+    }
+    arms: dict[str, dict] = {}
+    cpu["gels"] = 0.0
+    x = starts
+    chunk = min(CHUNK, half_budget)
+    for c in range(budget // chunk):
+        res, t = run(model, x, targets, "gels", max_steps=chunk, stall=None, clamp=clamp)
+        cpu["gels"] += t
+        x = res.final
+        g["steps"] += (res.record_steps.numpy()[1:] + c * chunk).tolist()
+        g["dist"] += list(res.distances.numpy()[1:])
+        g["n_steps"] = g["n_steps"] + res.steps
+        g["plen"] = g["plen"] + res.path_length
+        g.update(final=x, reached=res.reached, reasons=res.reasons, d_end=res.final_distance)
+        if (c + 1) * chunk == half_budget:
+            g["half"] = x.clone()
+        arms["gels"] = g
+        write(arms, budget, half_budget, locals_for_write(locals()))
+        print(f"gels: {(c + 1) * chunk} steps, {cpu['gels']:.0f} CPU s", flush=True)
     ex, cpu["exact"] = run(
         model, starts, targets, "exact", max_steps=budget, stall=EXACT_STALL, clamp=clamp
     )
-    out["exact"] = {"res": ex, "half": None}
-    g1, t1 = run(model, starts, targets, "gels", max_steps=half_budget, stall=None, clamp=clamp)
-    g2, t2 = run(
-        model, g1.final, targets, "gels", max_steps=budget - half_budget, stall=None, clamp=clamp
-    )
-    cpu["gels"] = t1 + t2
-    out["gels"] = {"res": g2, "half": g1}
+    arms["exact"] = {
+        "steps": ex.record_steps.tolist(),
+        "dist": list(ex.distances.numpy()),
+        "n_steps": ex.steps,
+        "plen": ex.path_length,
+        "half": None,
+        "final": ex.final,
+        "reached": ex.reached,
+        "reasons": ex.reasons,
+        "d_end": ex.final_distance,
+    }
+    write(arms, budget, half_budget, locals_for_write(locals()), complete=True)
+    print(f"{tag}: CPU seconds {cpu}")
 
+
+def locals_for_write(scope: dict) -> dict:
+    """The run's context that :func:`write` needs."""
+    names = ("args", "data", "model", "clean", "target", "noisy", "noise", "src_idx", "tgt_idx")
+    return (
+        {n: scope[n] for n in names}
+        | {key: scope[key] for key in ("k", "tag", "manip", "cpu", "record", "config", "P")}
+        | {"test_accuracy": scope["test_accuracy"]}
+    )
+
+
+def write(arms: dict, budget: int, half_budget: int, ctx: dict, complete: bool = False) -> None:
+    """Summarise the arms run so far and (re)write the CSV, NPZ, PT and JSON files."""
+    args, data, model, k = ctx["args"], ctx["data"], ctx["model"], ctx["k"]
+    clean, target, noise = ctx["clean"], ctx["target"], ctx["noise"]
+    src_idx, tgt_idx, tag = ctx["src_idx"], ctx["tgt_idx"], ctx["tag"]
     rows = []
     traces = {}
-    ends = {"clean": clean, "noisy": noisy["clamped"], "target": target}
+    ends = {"clean": clean, "noisy": ctx["noisy"]["clamped"], "target": target}
     pix_t, pix_s = data.to_pixels(target), data.to_pixels(clean)
     nrm = noise.flatten(1).norm(dim=1)
     nhat = noise / nrm.view(-1, 1, 1, 1)
     hf_t = high_freq(pix_t)
-    for proj, o in out.items():
-        res, half = o["res"], o["half"]
-        if half is None:
-            dist = res.distances.numpy()
-            steps = res.record_steps.numpy()
-            n_steps = res.steps
-            plen = res.path_length
-            reasons = res.reasons
-            end_half = None
-        else:
-            dist = np.concatenate([half.distances.numpy(), res.distances.numpy()[1:]])
-            steps = np.concatenate(
-                [half.record_steps.numpy(), res.record_steps.numpy()[1:] + half_budget]
-            )
-            n_steps = half.steps + res.steps
-            plen = half.path_length + res.path_length
-            reasons = res.reasons
-            end_half = half.final
+    for proj, a in arms.items():
+        final, end_half = a["final"], a["half"]
+        steps = np.array(a["steps"])
+        dist = np.stack(a["dist"])
         traces[f"{proj}_steps"] = steps
         traces[f"{proj}_distances"] = dist
-        final = res.final
         ends[f"{proj}_end"] = final
         if end_half is not None:
             ends[f"{proj}_5000"] = end_half
@@ -277,17 +312,17 @@ def main() -> None:
                 "target_index": int(tgt_idx[i]),
                 "source_label": int(data.test_y[src_idx[i]]),
                 "target_label": int(data.test_y[tgt_idx[i]]),
-                "reached": int(res.reached[j]),
-                "reason": reasons[j],
-                "steps": int(n_steps[j]),
-                "path_length": float(plen[j]),
+                "reached": int(a["reached"][j]),
+                "reason": a["reasons"][j],
+                "steps": int(a["n_steps"][j]),
+                "path_length": float(a["plen"][j]),
                 "initial_distance": d0,
                 "d_5000": float(d[at5[0]]) if at5.size and ok[at5[0]] else float("nan"),
-                "final_distance": float(res.final_distance[j]),
+                "final_distance": float(a["d_end"][j]),
                 "min_distance": float(np.nanmin(d)),
-                "ratio_final": float(res.final_distance[j]) / d0,
+                "ratio_final": float(a["d_end"][j]) / d0,
                 "fall_last1000": float(d[back[0]] - d[last]) if back.size else float("nan"),
-                # the budget in path length (10,000 steps of 0.1) against the initial distance
+                # the budget in path length (budget steps of 0.1) against the initial distance
                 "budget_could_reach": int(budget * ALPHA >= d0 - 1.0),
                 "pred_end": int(p_end[j].argmax()),
                 "prob_end": float(p_end[j].max()),
@@ -311,10 +346,12 @@ def main() -> None:
     torch.save({k_: v.detach().clone() for k_, v in ends.items()}, RESULTS / f"{tag}.pt")
     meta = {
         "model": args.model,
-        "config_key": config.key(),
-        "epoch": P.mnist_epoch,
-        "test_accuracy": round(float(test_accuracy), 4),
+        "config_key": ctx["config"].key(),
+        "epoch": ctx["P"].mnist_epoch,
+        "test_accuracy": round(float(ctx["test_accuracy"]), 4),
         "dtype": "float32",
+        "complete": complete,
+        "steps_done": {proj: int(a["steps"][-1]) for proj, a in arms.items()},
         "source_index": src_idx.tolist(),
         "target_index": tgt_idx.tolist(),
         "noise": {"steps": NOISE_STEPS, "step_size": ALPHA, "direction_seed": 0},
@@ -329,11 +366,10 @@ def main() -> None:
             "exact_stall_window_steps": EXACT_STALL,
             "record_every": RECORD,
         },
-        "manipulation_check": manip,
-        "cpu_s": {k_: round(v, 1) for k_, v in cpu.items()},
+        "manipulation_check": ctx["manip"],
+        "cpu_s": {k_: round(v, 1) for k_, v in ctx["cpu"].items()},
     }
-    write_json(RESULTS / f"{tag}.json", meta, record)
-    print(f"{tag}: CPU seconds {meta['cpu_s']}")
+    write_json(RESULTS / f"{tag}.json", meta, ctx["record"])
 
 
 if __name__ == "__main__":
