@@ -66,9 +66,10 @@ TAKES_A_MODEL = {
     "log_trace": lambda m, x: ml.log_trace(m, x),
     "trace_score": lambda m, x: ml.trace_score(m, x, torch.arange(5.0)),
     "across_leaves_noise": lambda m, x: ml.across_leaves_noise(
-        m, x, 0.5, steps=2, generator=torch.Generator().manual_seed(0)
+        m, x, 0.5, max_step=0.25, generator=torch.Generator().manual_seed(0)
     ),
     "tangent_residual": lambda m, x: ml.tangent_residual(m, x, _like(x)),
+    "noise_dx_share": lambda m, x: ml.noise_dx_share(m, x, _like(x)),
     "leaf_projection": lambda m, x: ml.leaf_projection(m, x, _like(x), max_steps=2).points,
     "fgsm_direction": lambda m, x: ml.fgsm_direction(m, x, _labels(x)),
     "leaf_split": lambda m, x: ml.leaf_split(m, x, _like(x))[0].tangent,
