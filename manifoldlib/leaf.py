@@ -9,10 +9,12 @@ they are (book/03 and book/19): leaf pieces, horizontal paths and, for what path
 orbits. This module holds what the chapters of Part III need:
 
 - moving off, anchoring, measuring: :func:`across_leaves_noise` (images moved along ker G,
-  off their leaf piece), :func:`nearest_neighbours` (anchors: training images),
-  :func:`tangent_residual` (the distance from a point to the anchor's leaf piece continued
-  as the plane ``a + D_a``, one Jacobian) and :func:`leaf_projection` (a horizontal path from
-  an anchor towards a point, and where it stops);
+  off their leaf piece, in short re-projected steps), :func:`noise_dx_share` (its manipulation
+  check: the share of a noise displacement in D, at the clean and at the noisy image),
+  :func:`nearest_neighbours` (anchors: training images), :func:`tangent_residual` (the
+  distance from a point to the anchor's leaf piece continued as the plane ``a + D_a``, one
+  Jacobian) and :func:`leaf_projection` (a horizontal path from an anchor towards a point,
+  and where it stops);
 - scores: :func:`max_softmax_score` (the baseline of Hendrycks & Gimpel, 2017),
   :func:`log_trace` and :func:`trace_score` (the local trace of G, eq. 11);
 
@@ -31,6 +33,7 @@ horizontal paths" (book/14).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -52,11 +55,13 @@ from .paths import Clamp, across_leaves_path, horizontal_path
 
 __all__ = [
     "LeafProjection",
+    "NoiseShare",
     "across_leaves_noise",
     "leaf_projection",
     "log_trace",
     "max_softmax_score",
     "nearest_neighbours",
+    "noise_dx_share",
     "tangent_residual",
     "trace_score",
 ]
@@ -163,7 +168,7 @@ def across_leaves_noise(
     x: torch.Tensor,
     distance: float,
     *,
-    steps: int = 10,
+    max_step: float = 0.1,
     clamp: Clamp = None,
     rtol: float | None = None,
     generator: torch.Generator | None = None,
@@ -171,17 +176,21 @@ def across_leaves_noise(
     """Images moved off their leaf piece: a path across leaves (§4.2) along a Gaussian direction.
 
     A thin wrapper of :func:`manifoldlib.across_leaves_path` with one fixed Gaussian direction
-    per image, projected on ``ker G`` at every step, and ``steps`` steps of length
-    ``distance / steps``: the path length is ``distance`` (the Euclidean displacement is at
-    most that, less when clamping bites). The paper uses 250 steps of 0.1 (Figure 6); since
-    ``ker G`` has dimension ``n - C + 1`` (775 of 784 for MNIST) the projected direction
-    hardly turns along the way, so a few long steps give nearly the same images, much faster.
+    per image, re-projected on ``ker G`` at every step, in ``ceil(distance / max_step)``
+    equal steps of length at most ``max_step``: the path length is ``distance`` (the
+    Euclidean displacement is at most that, less when clamping bites or the direction turns).
+    The paper uses 250 steps of 0.1 (Figure 6). The steps are short because ``ker G(x)``
+    changes along the path (at every face of an activation region, and with every clamp):
+    re-projecting at every short step is what keeps the path across leaves (chapter "Moving
+    across leaves", its exercise on long steps); a few long steps are a different noise.
+    Check what the noise is with :func:`noise_dx_share`.
 
     Args:
         model: classifier returning scores ``(B, C)``.
         x: starting images ``(B, *input_shape)``.
-        distance: total path length (normalised units).
-        steps: number of steps.
+        distance: total path length (normalised units), > 0.
+        max_step: the longest step (default 0.1, the paper's), > 0; the path takes
+            ``ceil(distance / max_step)`` steps of ``distance / steps``.
         clamp: ``(low, high)`` pixel range to clamp into after each step, or None.
         rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
         generator: random generator for the Gaussian directions.
@@ -189,11 +198,15 @@ def across_leaves_noise(
     Returns:
         ``(B, *input_shape)`` noisy images.
 
+    Raises:
+        ValueError: ``distance`` or ``max_step`` not a positive finite number.
+
     Introduced in the chapter "How far horizontal paths get between test images".
     """
     check_input(model, x)
     check_positive(distance, "distance")
-    check_positive(steps, "steps", integer=True)
+    check_positive(max_step, "max_step")
+    steps = max(1, math.ceil(distance / max_step - 1e-9))
     direction = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     path = across_leaves_path(
         model,
@@ -206,6 +219,68 @@ def across_leaves_noise(
         rtol=rtol,
     )
     return path.final
+
+
+@dataclass(frozen=True)
+class NoiseShare:
+    """How much of a noise displacement ``z - x`` lies in ``D``: a manipulation check.
+
+    Attributes:
+        at_clean: ``(B,)`` ``||P_{D_x}(z - x)|| / ||z - x||`` at the clean image ``x``.
+        at_noisy: ``(B,)`` ``||P_{D_z}(z - x)|| / ||z - x||`` at the noisy image ``z``.
+
+    A random direction in ``R^n`` has a share about ``sqrt((C - 1) / n)`` (0.107 for MNIST);
+    noise that lies in ``ker G`` has share 0 at the point where ``ker G`` is taken.
+    """
+
+    at_clean: torch.Tensor
+    at_noisy: torch.Tensor
+
+
+def noise_dx_share(
+    model: nn.Module,
+    x: torch.Tensor,
+    noisy: torch.Tensor,
+    *,
+    rtol: float | None = None,
+    chunk: int = CHUNK,
+) -> NoiseShare:
+    """The share of a noise displacement in ``D``, at the clean image and at the noisy one.
+
+    The manipulation check of a comparison between noise along ``ker G`` and isotropic noise:
+    the two arms test "alignment with ker G" only where their shares differ.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: ``(B, *input_shape)`` clean images.
+        noisy: ``(B, *input_shape)`` noisy images ``z``, each different from its ``x``.
+        rtol: relative tolerance for degenerate gradients.
+        chunk: images per Jacobian.
+
+    Returns:
+        A :class:`NoiseShare` of ``(B,)`` shares in ``[0, 1]``, in ``x``'s dtype.
+
+    Raises:
+        ValueError: shapes differ, or some ``z`` equals its ``x`` (no displacement).
+
+    Introduced in the chapter "How far horizontal paths get between test images".
+    """
+    check_input(model, x)
+    check_like(x, noisy, "x", "noisy")
+    check_positive(chunk, "chunk", integer=True)
+    delta = (noisy - x).detach()
+    size = delta.flatten(1).norm(dim=1)
+    if bool((size == 0).any()):
+        raise ValueError("noisy must differ from x for every image (a zero displacement)")
+    shares = []
+    for base in (x, noisy):
+        parts = []
+        with eval_mode(model):
+            for b, v in zip(base.detach().split(chunk), delta.split(chunk), strict=True):
+                rows, _ = _jac.difference_jacobian(model, b)
+                parts.append(_jac.project(rows, v, rtol, differences=True).flatten(1).norm(dim=1))
+        shares.append((torch.cat(parts) / size).to(x.dtype))
+    return NoiseShare(at_clean=shares[0], at_noisy=shares[1])
 
 
 def nearest_neighbours(

@@ -43,8 +43,8 @@ def _calls():
             max_steps=5,
             stall_window=2,
         ),
-        "across_leaves_noise": lambda m, x, d: ml.leaf.across_leaves_noise(
-            m, x, 0.5, steps=3, generator=g()
+        "across_leaves_noise": lambda m, x, d: ml.across_leaves_noise(
+            m, x, 0.5, max_step=0.2, generator=g()
         ),
         "matched_isotropic_noise": lambda m, x, d: ood.matched_isotropic_noise(
             x, torch.ones(x.shape[0]), clamp=(-1.0, 1.0), generator=g()

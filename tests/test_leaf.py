@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from oracles import ref_kernel_residual, ref_trace
+from oracles import ref_kernel_residual, ref_tangent_projector, ref_trace
 from torch import nn
 
 import manifoldlib as ml
@@ -249,12 +249,83 @@ def test_leaf_projection_reaches_the_plane_projection_for_a_linear_model():
 def test_across_leaves_noise_keeps_a_linear_models_prediction():
     model = Linear().eval()
     x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
-    noisy = leaf.across_leaves_noise(model, x, 3.0, steps=3, generator=torch.Generator())
+    noisy = leaf.across_leaves_noise(model, x, 3.0, max_step=1.0, generator=torch.Generator())
     moved = (noisy - x).norm(dim=1)
     torch.testing.assert_close(moved, torch.full_like(moved, 3.0))  # a straight path in ker G
     torch.testing.assert_close(F.softmax(model(noisy), 1), F.softmax(model(x), 1))
     with pytest.raises(ValueError, match="distance"):
         leaf.across_leaves_noise(model, x, -1.0)
+
+
+def slow_noise(model, x, direction, distance, steps, clamp):
+    """``steps`` equal steps, each along the direction re-projected on ker G (dense, float64)."""
+    z = x.clone()
+    for _ in range(steps):
+        eye = torch.eye(x[0].numel(), dtype=x.dtype)
+        k = torch.einsum("bnm,bm->bn", eye - ref_tangent_projector(model, z), direction)
+        z = (z + distance / steps * k / k.norm(dim=1, keepdim=True)).clamp(*clamp)
+    return z
+
+
+def test_across_leaves_noise_takes_short_reprojected_steps(mlp, x_mlp):
+    gen = torch.Generator().manual_seed(9)
+    direction = torch.randn(x_mlp.shape, generator=gen, dtype=x_mlp.dtype)
+    box = (float(x_mlp.min()), float(x_mlp.max()) + 0.05)  # contains the start, bites later
+    ours = leaf.across_leaves_noise(
+        mlp, x_mlp, 1.0, max_step=0.3, clamp=box, generator=gen.manual_seed(9)
+    )
+    # ceil(1.0 / 0.3) = 4 steps of 0.25, re-projected at every step
+    expected = slow_noise(mlp, x_mlp, direction, 1.0, 4, box)
+    torch.testing.assert_close(ours, expected, rtol=1e-9, atol=1e-9)
+    # The mutation this detects: one long step (the old default's spirit) is another noise.
+    one_step = slow_noise(mlp, x_mlp, direction, 1.0, 1, box)
+    assert float((one_step - expected).abs().max()) > 1e-3
+    # The default step is 0.1: 10 steps for a distance of 1.
+    default = leaf.across_leaves_noise(mlp, x_mlp, 1.0, generator=gen.manual_seed(9))
+    torch.testing.assert_close(
+        default, slow_noise(mlp, x_mlp, direction, 1.0, 10, (-1e9, 1e9)), rtol=1e-9, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_step": 0.0}, "max_step"),
+        ({"max_step": -0.1}, "max_step"),
+        ({"max_step": float("nan")}, "max_step"),
+        ({"distance": float("inf")}, "distance"),
+        ({"distance": 0.0}, "distance"),
+    ],
+)
+def test_across_leaves_noise_rejects_bad_arguments(mlp, x_mlp, kwargs, match):
+    args = {"distance": 1.0, **kwargs}
+    distance = args.pop("distance")
+    with pytest.raises(ValueError, match=match):
+        leaf.across_leaves_noise(mlp, x_mlp, distance, **args)
+    with pytest.raises(TypeError, match="max_step"):
+        leaf.across_leaves_noise(mlp, x_mlp, 1.0, max_step="0.1")
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_noise_dx_share_matches_dense_projector(name, request):
+    model = request.getfixturevalue(name)
+    x = request.getfixturevalue(f"x_{name}")
+    z = x + 0.8 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4), dtype=x.dtype)
+    share = leaf.noise_dx_share(model, x, z, chunk=2)
+    delta = (z - x).flatten(1)
+    for base, got in ((x, share.at_clean), (z, share.at_noisy)):
+        proj = torch.einsum("bnm,bm->bn", ref_tangent_projector(model, base), delta)
+        torch.testing.assert_close(got, proj.norm(dim=1) / delta.norm(dim=1), rtol=1e-9, atol=1e-10)
+    # the two base points give different shares here (a mutation using one for both fails)
+    assert float((share.at_clean - share.at_noisy).abs().max()) > 1e-3
+    # noise in ker G at x has no share there
+    kernel = delta - torch.einsum("bnm,bm->bn", ref_tangent_projector(model, x), delta)
+    in_ker = leaf.noise_dx_share(model, x, x + kernel.view(x.shape))
+    assert float(in_ker.at_clean.max()) < 1e-10
+    with pytest.raises(ValueError, match="noisy"):
+        leaf.noise_dx_share(model, x, x.clone())
+    with pytest.raises(ValueError, match="noisy"):
+        leaf.noise_dx_share(model, x, z[:1])
 
 
 def test_rendered_characters_are_deterministic_images():
