@@ -88,7 +88,7 @@ def load_mnist_model(weights: str = "auto") -> tuple[torch.nn.Module, str]:
     desc = f"shared cached model, epoch {P.mnist_epoch} (profile {P.name})"
     if weights != "random" and path.is_file():
         model = cfg.build()
-        model.load_state_dict(ml.load_checkpoint(path, cfg)["model"])
+        model.load_state_dict(ml.training.load_checkpoint(path, cfg)["model"])
         return model.eval(), desc
     if weights == "cached":
         return ml.cached_train(cfg, epoch=P.mnist_epoch, progress=False).model.eval(), desc

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.paper:
         os.environ.setdefault("MANIFOLDLIB_PROFILE", "paper")
-    device = ml.default_device() if args.paper else "cpu"
+    device = ml.profiles.default_device() if args.paper else "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
     elif device == "cpu":

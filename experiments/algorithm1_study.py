@@ -237,7 +237,7 @@ def leak_structure(model, data, pairs, points, out: Path) -> None:
     rows = []
     tgt = data.test_x[[q["target_index"] for q in pairs]]
     for dtype in (torch.float32, torch.float64):
-        with ml.precision(model, dtype):
+        with ml.geometry.precision(model, dtype):
             x = points.to(dtype)
             d = tgt.to(dtype)
             jac, logp = ml.score_jacobian(model, x, return_logp=True)

@@ -20,7 +20,7 @@ every epoch on 500 other test digits with noise of the same law
 (``experiments/results/denoise_dae_validation.csv``). Run times and the autoencoder's settings:
 ``experiments/results/denoise_run.json``, with the manipulation check of the two kinds of
 noise (median share of each displacement's norm in D at the clean and at the noisy image,
-``ml.noise_dx_share``).
+``ml.leaf.noise_dx_share``).
 
 Run time (measured, one thread): 5.0 CPU-minutes (user + system), of which about 2 for the
 1,400 leaf paths (0.08 s per image in batches); 5 minutes wall-clock on a shared 2-core machine
@@ -53,7 +53,7 @@ def make_noise(model, data, x, level, gen):
     """Noise along ker G (path across leaves, clamped) and isotropic noise of equal clipped norm."""
     # The committed results' construction: 2 long steps (max_step = level / 2). Steps of 0.1
     # (the default) cost level / 0.2 times more (160 times at level 32) and are not re-run yet.
-    ker = ml.across_leaves_noise(
+    ker = ml.leaf.across_leaves_noise(
         model, x, level, max_step=level / 2, clamp=data.pixel_range, generator=gen
     )
     size = (ker - x).flatten(1).norm(dim=1)
@@ -63,7 +63,9 @@ def make_noise(model, data, x, level, gen):
 
 def tuned(method, noisy_px, clean_px, options):
     """The option with the best mean PSNR on tuning images."""
-    scores = [float(ml.psnr(method(noisy_px, o).clamp(0, 1), clean_px).mean()) for o in options]
+    scores = [
+        float(ml.images.psnr(method(noisy_px, o).clamp(0, 1), clean_px).mean()) for o in options
+    ]
     return options[max(range(len(options)), key=scores.__getitem__)]
 
 
@@ -99,7 +101,7 @@ def main(n_img: int = 200) -> None:
         for kind, v in both.items():
             noises[(kind, lv)] = (v[:n_img], v[n_img:])
             # the manipulation check: median share of the displacement's norm in D
-            share = ml.noise_dx_share(model, clean, v[:n_img])
+            share = ml.leaf.noise_dx_share(model, clean, v[:n_img])
             manipulation[f"{kind}, {lv:g}"] = {
                 "at_clean": round(ml.stats.median(share.at_clean), 4),
                 "at_noisy": round(ml.stats.median(share.at_noisy), 4),
@@ -128,7 +130,7 @@ def main(n_img: int = 200) -> None:
     # Anchor, tangent plane (one Jacobian) and leaf path (12 Jacobians) for every noisy image.
     keys = list(noises)
     ys = torch.cat([noises[k][0] for k in keys])
-    a_idx, _ = ml.nearest_neighbours(ys, data.train_x)
+    a_idx, _ = ml.leaf.nearest_neighbours(ys, data.train_x)
     anchors = data.train_x[a_idx]
     lo, hi = data.pixel_range
     t1 = time.perf_counter()
@@ -148,7 +150,7 @@ def main(n_img: int = 200) -> None:
     print(f"tangent planes and leaf paths done ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     methods = {
-        "blur": lambda y, s: ml.gaussian_blur(y, s),
+        "blur": lambda y, s: ml.images.gaussian_blur(y, s),
         "median": lambda y, s: denoise.median_filter(y, s),
         "k-NN mean": lambda y, k: denoise.knn_denoise(y, train_px, k=k),
         "PCA": lambda y, d: denoise.pca_denoise(y, pcas[d]),
@@ -186,7 +188,7 @@ def main(n_img: int = 200) -> None:
         for name, f in methods.items():
             est[name] = f(y, chosen[name]).clamp(0, 1)
         # The identity test's noisy input is exact: PSNR capped at 100 dB.
-        psnr = {m: ml.psnr(v, truth).double().clamp(max=100.0) for m, v in est.items()}
+        psnr = {m: ml.images.psnr(v, truth).double().clamp(max=100.0) for m, v in est.items()}
         for m, v in psnr.items():
             diff, se = denoise.paired_difference(v, psnr[reference])
             rows.append(

@@ -40,8 +40,8 @@ def run(model, data, src, tgt, *, path_steps: int, lift_steps: int) -> list[dict
         model, x0, d, step_size=0.1, max_steps=path_steps, clamp=data.pixel_range, progress=False
     )
     lg_path = ml.metric_lengths(model, path.points).sum(0)
-    le_path = ml.euclidean_lengths(path.points).sum(0)
-    pl_path = ml.prediction_path_length(path.class_probabilities)
+    le_path = ml.riemannian.euclidean_lengths(path.points).sum(0)
+    pl_path = ml.riemannian.prediction_path_length(path.class_probabilities)
     p0, pt = path.class_probabilities[0], path.class_probabilities[-1]
     fr = ml.fisher_rao_distance(p0, pt)
     chord = (sphere_embedding(pt) - sphere_embedding(p0)).norm(dim=1)
@@ -88,7 +88,7 @@ def run(model, data, src, tgt, *, path_steps: int, lift_steps: int) -> list[dict
             # (or were clamped); inside one linear region the miss is round-off.
             row[f"{tag}_boundary_steps"] = int((geo.miss[:taken, b] > 1e-6).sum())
             row[f"{tag}_fisher_length"] = float(
-                ml.prediction_path_length(geo.probabilities[: taken + 1, b : b + 1])[0]
+                ml.riemannian.prediction_path_length(geo.probabilities[: taken + 1, b : b + 1])[0]
             )
             row[f"{tag}_end_deviation"] = float(geo.deviation[-1, b])
             row[f"{tag}_end_to_path_end"] = float(

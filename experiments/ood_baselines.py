@@ -23,7 +23,7 @@ profile's.
 Also writes ``experiments/results/ood_baselines-seed<s>.json`` with the run's settings, its
 wall-clock and CPU time (the chapter prints them) and the manipulation check of the two noise
 sets: the median share of the displacement's norm in D at the clean and at the noisy image
-(``ml.noise_dx_share``).
+(``ml.leaf.noise_dx_share``).
 
 Run time, book profile (measured here 2026-12-02, 2 shared cores, one thread): 21-29 s wall
 and 16-21 CPU-s per seed, 82-84 s for the three seeds with loading, in two runs that gave the
@@ -85,7 +85,7 @@ def load_cached_model(seed: int, epoch: int | None = None):
     P = ml.current_profile()
     config = model_config(seed)
     epoch = P.mnist_epoch if epoch is None else epoch
-    shipped = ml.shipped_checkpoint(config, epoch) is not None
+    shipped = ml.training.shipped_checkpoint(config, epoch) is not None
     if not shipped and not ml.training.checkpoint_path(config).is_file():
         return None
     return ml.cached_train(config, epoch=epoch, progress=False).model
@@ -112,7 +112,7 @@ def build_sets(model, data, n_in: int, n_out: int, seed: int = 13):
     # The committed results' construction: 5 long steps of 5 (max_step=5.0). The paper's 250
     # steps of 0.1 (max_step=0.1, the default) cost 50 times more (about 25,000 image-steps per
     # seed) and are not re-run yet; the manipulation check in the JSON is of the noise used.
-    leaf_noise = ml.across_leaves_noise(
+    leaf_noise = ml.leaf.across_leaves_noise(
         model, base, 25.0, max_step=LEAF_NOISE_MAX_STEP, clamp=data.pixel_range, generator=gen
     )
     size = (leaf_noise - base).flatten(1).norm(dim=1)
@@ -127,7 +127,7 @@ def build_sets(model, data, n_in: int, n_out: int, seed: int = 13):
         "gaussian": data.normalize(
             (0.1307 + 0.3081 * torch.randn(n_out, 1, 28, 28, generator=gen)).clamp(0, 1)
         ),
-        "letters": data.normalize(ml.rendered_characters(n_out, seed=seed)),
+        "letters": data.normalize(ml.data.rendered_characters(n_out, seed=seed)),
     }
     cifar = cifar_grey(n_out, data)
     if cifar is not None:
@@ -137,9 +137,9 @@ def build_sets(model, data, n_in: int, n_out: int, seed: int = 13):
 
 def all_scores(model, data, x, train_feats, fit, gen):
     """Every score of the chapter for images ``x`` (larger = more out-of-distribution)."""
-    idx, dist = ml.nearest_neighbours(x, data.train_x)
+    idx, dist = ml.leaf.nearest_neighbours(x, data.train_x)
     anchors = data.train_x[idx]
-    r1 = ml.tangent_residual(model, anchors, x)
+    r1 = ml.leaf.tangent_residual(model, anchors, x)
     feats = ood.penultimate_features(model, x)
     k = len(data.classes) - 1  # C - 1 = dim D_x
     random_q = ood.random_subspace_basis(len(x), x[0].numel(), k, generator=gen)
@@ -148,7 +148,7 @@ def all_scores(model, data, x, train_feats, fit, gen):
         "leaf distance r1": r1,
         "off-leaf share": r1 / dist,
         "pixel NN distance": dist,
-        "MSP": ml.max_softmax_score(model, x),
+        "MSP": ml.leaf.max_softmax_score(model, x),
         "energy": ood.energy_score(model, x),
         "GradNorm": ood.gradnorm_score(model, x),
         "Mahalanobis": ood.mahalanobis_score(feats, fit),
@@ -185,7 +185,7 @@ def run_seed(
     manipulation = {
         name: {
             part: round(
-                ml.stats.median(getattr(ml.noise_dx_share(model, base, sets[name]), part)), 4
+                ml.stats.median(getattr(ml.leaf.noise_dx_share(model, base, sets[name]), part)), 4
             )
             for part in ("at_clean", "at_noisy")
         }
@@ -201,7 +201,7 @@ def run_seed(
         ref = "leaf distance r1"
         for score in s_in:
             test = ood.delong_test(s_in[ref], s_out[ref], s_in[score], s_out[score])
-            area, low, high = ml.auroc_interval(s_in[score], s_out[score])
+            area, low, high = ml.stats.auroc_interval(s_in[score], s_out[score])
             rows.append(
                 {
                     "seed": seed,

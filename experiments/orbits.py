@@ -421,7 +421,9 @@ def run_planner(
                     "final_distance": dist,
                     "ratio": dist / float(path.distances[0, b]),
                     "reached": int(dist < 1.0),
-                    "length": float(ml.euclidean_lengths(path.points[: k + 1, b : b + 1]).sum()),
+                    "length": float(
+                        ml.riemannian.euclidean_lengths(path.points[: k + 1, b : b + 1]).sum()
+                    ),
                     "crossings": -1,
                     "off_D_share_max": float("nan"),
                     "box_excursion_max": 0.0,

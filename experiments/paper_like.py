@@ -73,7 +73,9 @@ def checkpoint_path(config: ml.TrainConfig, epoch: int) -> Path:
     shipped = shipped_checkpoint(config, epoch)
     if shipped is not None:
         return shipped
-    return ml.data_home() / "models" / f"{config.arch}-{config.key()}" / f"epoch-{epoch:03d}.pt"
+    return (
+        ml.data.data_home() / "models" / f"{config.arch}-{config.key()}" / f"epoch-{epoch:03d}.pt"
+    )
 
 
 def load_model(config: ml.TrainConfig, epoch: int) -> torch.nn.Module | None:

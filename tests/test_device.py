@@ -43,7 +43,7 @@ def _calls():
             max_steps=5,
             stall_window=2,
         ),
-        "across_leaves_noise": lambda m, x, d: ml.across_leaves_noise(
+        "across_leaves_noise": lambda m, x, d: ml.leaf.across_leaves_noise(
             m, x, 0.5, max_step=0.2, generator=g()
         ),
         "matched_isotropic_noise": lambda m, x, d: ood.matched_isotropic_noise(

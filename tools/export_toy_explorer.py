@@ -41,7 +41,7 @@ def toy_config(name: str, activation: str):
     """Chapter 4's training configuration (kept identical, so the cache is shared)."""
     import manifoldlib as ml
 
-    n_in, n_classes = ml.TOY_DATASETS[name]
+    n_in, n_classes = ml.toy.TOY_DATASETS[name]
     return ml.TrainConfig(
         arch="mlp",
         arch_kwargs=(
@@ -86,7 +86,7 @@ def export_model(name: str, activation: str) -> dict:
         ]
         for i in keep
     ]
-    n_in, n_classes = ml.TOY_DATASETS[name]
+    n_in, n_classes = ml.toy.TOY_DATASETS[name]
     return {
         "dataset": name,
         "activation": activation,
