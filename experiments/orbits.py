@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import manifoldlib as ml
+from experiments.pairs import choose_pairs
 from experiments.records import RunRecord, write_json
 
 OUT = Path(__file__).parent / "results"
@@ -323,13 +324,7 @@ def plan(model, x0, target, *, alpha, steps, iters, box, shorten, log=print) -> 
 
 def pairs(labels: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` seeded (source, target) index pairs of test images of different classes."""
-    g = torch.Generator().manual_seed(seed)
-    src = torch.randperm(len(labels), generator=g)[:n]
-    tgt = []
-    for i in src.tolist():
-        cand = (labels != labels[i]).nonzero().flatten()
-        tgt.append(int(cand[torch.randint(len(cand), (1,), generator=g)]))
-    return src, torch.tensor(tgt)
+    return choose_pairs(labels, n, seed, rule="other_class")
 
 
 def write_csv(name: str, rows: list[dict]) -> None:
