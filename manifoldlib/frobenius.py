@@ -193,6 +193,25 @@ class InvolutivityCheck:
         return zero and self.augmented_rank == self.rank
 
 
+def _reduced_basis(
+    fields: Sequence[Sequence[object]], coords: Sequence[sp.Symbol]
+) -> tuple[tuple[sp.Symbol, ...], list[Field], list[Field], tuple[int, ...]]:
+    """Checked ``coords`` and ``fields``, the rows of their RREF and its pivots.
+
+    Raises:
+        ValueError: the fields are not linearly independent at a generic point.
+    """
+    coords = _check_coords(coords)
+    vecs = _check_fields(fields, coords)
+    reduced, pivots = _rref(vecs)
+    if len(pivots) < len(vecs):
+        k = len(pivots)
+        raise ValueError(
+            f"fields must be linearly independent (generic rank {k} < {len(vecs)} fields)"
+        )
+    return coords, vecs, [list(reduced.row(i)) for i in range(len(pivots))], pivots
+
+
 def involutivity(
     fields: Sequence[Sequence[object]], coords: Sequence[sp.Symbol]
 ) -> InvolutivityCheck:
@@ -215,15 +234,7 @@ def involutivity(
 
     Introduced in the chapter "Distributions, brackets and the Frobenius theorem".
     """
-    coords = _check_coords(coords)
-    vecs = _check_fields(fields, coords)
-    reduced, pivots = _rref(vecs)
-    k = len(pivots)
-    if k < len(vecs):
-        raise ValueError(
-            f"fields must be linearly independent (generic rank {k} < {len(vecs)} fields)"
-        )
-    rows = [list(reduced.row(i)) for i in range(k)]
+    coords, vecs, rows, pivots = _reduced_basis(fields, coords)
     brackets, residuals = {}, {}
     for i in range(len(vecs)):
         for j in range(i + 1, len(vecs)):
@@ -234,7 +245,7 @@ def involutivity(
                 for col in range(len(coords))
             ]
     augmented = generic_rank(vecs + list(brackets.values()))
-    return InvolutivityCheck(k, augmented, brackets, residuals, pivots)
+    return InvolutivityCheck(len(rows), augmented, brackets, residuals, pivots)
 
 
 def gauss_reduce(fields: Sequence[Sequence[object]], coords: Sequence[sp.Symbol]) -> list[Field]:
@@ -258,14 +269,7 @@ def gauss_reduce(fields: Sequence[Sequence[object]], coords: Sequence[sp.Symbol]
 
     Introduced in the chapter "Distributions, brackets and the Frobenius theorem".
     """
-    coords = _check_coords(coords)
-    vecs = _check_fields(fields, coords)
-    reduced, pivots = _rref(vecs)
-    if len(pivots) < len(vecs):
-        raise ValueError(
-            f"fields must be linearly independent (generic rank {len(pivots)} < {len(vecs)})"
-        )
-    return [list(reduced.row(i)) for i in range(len(pivots))]
+    return _reduced_basis(fields, coords)[2]
 
 
 def _pick(
