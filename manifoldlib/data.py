@@ -82,7 +82,24 @@ def data_home() -> Path:
 
 
 @dataclass
-class ImageData:
+class _LabelledSplits:
+    """The fields every labelled data set shares (:class:`ImageData`, ``toy.ToyData``)."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, ``train_x.shape[1:]``."""
+        return tuple(self.train_x.shape[1:])
+
+
+@dataclass
+class ImageData(_LabelledSplits):
     """A labelled image data set, normalised, split into train and test.
 
     Attributes:
@@ -97,12 +114,6 @@ class ImageData:
         source: where the data came from.
     """
 
-    name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     source: str
@@ -153,11 +164,6 @@ class ImageData:
         """
         mean, std = self._stats(self.train_x)
         return (0 - mean) / std, (1 - mean) / std
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one image, ``(C, H, W)``."""
-        return tuple(self.train_x.shape[1:])
 
     def __repr__(self) -> str:
         return (

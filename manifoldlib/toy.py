@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .data import _LabelledSplits
+
 __all__ = ["TOY_DATASETS", "ToyData", "load_toy", "make_blobs", "make_moons"]
 
 #: Names accepted by :func:`load_toy`, with (input dimension, number of classes).
@@ -37,7 +39,7 @@ _BLOB_CENTERS = {
 
 
 @dataclass
-class ToyData:
+class ToyData(_LabelledSplits):
     """A labelled toy data set of points in ``R^n``, split into train and test.
 
     Attributes:
@@ -50,18 +52,7 @@ class ToyData:
         source: how the data were made (name and seed).
     """
 
-    name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: tuple[str, ...]
     source: str
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one point, ``(n,)``."""
-        return tuple(self.train_x.shape[1:])
 
     @property
     def num_classes(self) -> int:
