@@ -722,10 +722,7 @@ def kernel_projection(
 
     Introduced in the chapter "Moving across leaves".
     """
-    _check_projection_args(model, x, v)
-    with eval_mode(model):
-        rows, _ = _jac.difference_jacobian(model, x)
-    return v - _jac.project(rows, v, rtol, differences=True)
+    return v - tangent_projection(model, x, v, rtol=rtol)
 
 
 def tangent_basis(

@@ -158,6 +158,34 @@ def _check_clamp(clamp: Clamp, x: torch.Tensor, name: str) -> None:
         )
 
 
+#: The argument names of the two path functions' start, second tensor and step count.
+_PATH_ARGS = {
+    "horizontal_path": ("source", "target", "max_steps"),
+    "across_leaves_path": ("start", "direction", "steps"),
+}
+
+
+def _check_path_args(
+    model: nn.Module,
+    what: str,
+    start: torch.Tensor,
+    other: torch.Tensor,
+    step_size: float,
+    steps: int,
+    record_every: int,
+    clamp: Clamp,
+) -> None:
+    """The argument checks :func:`horizontal_path` and :func:`across_leaves_path` share."""
+    first, second, count = _PATH_ARGS[what]
+    check_input(model, start, first)
+    check_like(start, other, first, second)
+    check_positive(step_size, "step_size")
+    check_positive(steps, count, integer=True)
+    check_positive(record_every, "record_every", integer=True)
+    _check_clamp(clamp, start, first)
+    warn_if_smooth(model, what)
+
+
 def _finish(
     model: nn.Module,
     records: list[torch.Tensor],
@@ -582,14 +610,10 @@ def horizontal_path(
 
     Introduced in the chapter "Horizontal paths between test images".
     """
-    check_input(model, source, "source")
-    check_like(source, target, "source", "target")
-    check_positive(step_size, "step_size")
-    check_positive(max_steps, "max_steps", integer=True)
     check_positive(threshold, "threshold")
-    check_positive(record_every, "record_every", integer=True)
-    _check_clamp(clamp, source, "source")
-    warn_if_smooth(model, "horizontal_path")
+    _check_path_args(
+        model, "horizontal_path", source, target, step_size, max_steps, record_every, clamp
+    )
 
     target = target.detach().to(source.dtype)
 
@@ -649,13 +673,9 @@ def across_leaves_path(
 
     Introduced in the chapter "Moving across leaves".
     """
-    check_input(model, start, "start")
-    check_like(start, direction, "start", "direction")
-    check_positive(step_size, "step_size")
-    check_positive(steps, "steps", integer=True)
-    check_positive(record_every, "record_every", integer=True)
-    _check_clamp(clamp, start, "start")
-    warn_if_smooth(model, "across_leaves_path")
+    _check_path_args(
+        model, "across_leaves_path", start, direction, step_size, steps, record_every, clamp
+    )
     if bool((direction.flatten(1).norm(dim=1) == 0).any()):
         raise ValueError("direction must be non-zero for every path")
 
