@@ -47,6 +47,7 @@ __all__ = [
     "cached_train",
     "load_checkpoint",
     "load_data",
+    "model_checkpoint",
     "shipped_checkpoint",
     "train",
 ]
@@ -524,6 +525,60 @@ def shipped_checkpoint(config: TrainConfig, epoch: int, *, download: bool = Fals
         return None
 
 
+def _epoch(config: TrainConfig, epoch: int | None) -> int:
+    """``epoch`` checked against ``config`` (None: the last)."""
+    want = config.epochs if epoch is None else epoch
+    if isinstance(want, bool) or not isinstance(want, int) or not 1 <= want <= config.epochs:
+        raise ValueError(f"epoch must be between 1 and {config.epochs}, got {epoch!r}")
+    return want
+
+
+def _shipped_pair(config: TrainConfig, epoch: int) -> tuple[Path | None, Path | None]:
+    """The shipped checkpoints of ``epoch`` and of the last epoch (None where not shipped).
+
+    :func:`cached_train` takes the shipped weights only when both are there (the last one
+    holds the training history).
+    """
+    return shipped_checkpoint(config, epoch), shipped_checkpoint(config, config.epochs)
+
+
+def model_checkpoint(
+    config: TrainConfig,
+    epoch: int | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    shipped: bool = True,
+) -> Path:
+    """The checkpoint file whose weights :func:`cached_train` returns for ``config`` at ``epoch``.
+
+    The one way for scripts to find the weights the chapters compute on (to load them without
+    training, or to hash them in a run record): the repository's shipped file
+    (:func:`shipped_checkpoint`) when it ships this configuration at ``epoch`` and at its
+    last epoch, as :func:`cached_train` requires, else the cache's file
+    (:func:`checkpoint_path`, which may not exist yet). Never build either path by hand.
+
+    Args:
+        config: the training configuration.
+        epoch: the epoch (default: the last, ``config.epochs``).
+        cache_dir: the cache root (default ``data_home()/models``, as :func:`cached_train`).
+        shipped: consider the shipped checkpoints (as ``cached_train(shipped=...)``).
+
+    Returns:
+        The path of ``epoch-NNN.pt``: in ``data/models`` (shipped) or in the cache.
+
+    Raises:
+        ValueError: ``epoch`` is not between 1 and ``config.epochs``.
+
+    Introduced in the chapter "The pipeline end to end".
+    """
+    want = _epoch(config, epoch)
+    if shipped:
+        path, last_path = _shipped_pair(config, want)
+        if path is not None and last_path is not None:
+            return path
+    return checkpoint_path(config, want, cache_dir=cache_dir)
+
+
 def cached_train(
     config: TrainConfig,
     *,
@@ -560,14 +615,9 @@ def cached_train(
 
     Introduced in the chapter "The pipeline end to end".
     """
-    want = config.epochs if epoch is None else epoch
-    if not 1 <= want <= config.epochs:
-        raise ValueError(f"epoch must be between 1 and {config.epochs}, got {epoch}")
+    want = _epoch(config, epoch)
     if shipped:
-        path, last_path = (
-            shipped_checkpoint(config, want),
-            shipped_checkpoint(config, config.epochs),
-        )
+        path, last_path = _shipped_pair(config, want)
         if path is not None and last_path is not None:
             history = load_checkpoint(last_path, config)["history"]
             model = config.build()

@@ -103,3 +103,25 @@ def test_a_wheel_fetches_a_shipped_checkpoint_and_checks_its_hash(monkeypatch, t
     with pytest.raises(ValueError, match="SHA-256"):
         training.shipped_checkpoint(config, 10, download=True)
     assert not got.exists()
+
+
+def test_model_checkpoint_is_the_file_cached_train_loads(tmp_path):
+    config = ml.current_profile().mnist_config()
+    folder = f"{config.arch}-{config.key()}"
+    # shipped at epoch 10 (and at its last epoch): the file in data/models, whose weights
+    # cached_train returns (dropping the shipped branch of model_checkpoint fails here)
+    path = training.model_checkpoint(config, 10, cache_dir=tmp_path)
+    assert path == training.SHIPPED_MODELS / folder / "epoch-010.pt"
+    want = torch.load(path, weights_only=True)["model"]
+    got = ml.cached_train(config, epoch=10).model.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    # not shipped (epoch 2 of the book model; shipped=False): the cache's file
+    assert training.model_checkpoint(config, 2, cache_dir=tmp_path) == (
+        tmp_path / folder / "epoch-002.pt"
+    )
+    assert training.model_checkpoint(config, 10, cache_dir=tmp_path, shipped=False) == (
+        training.checkpoint_path(config, 10, cache_dir=tmp_path)
+    )
+    for bad in (0, config.epochs + 1, True, 2.0):
+        with pytest.raises(ValueError, match="epoch"):
+            training.model_checkpoint(config, bad)
