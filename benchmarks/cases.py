@@ -69,39 +69,32 @@ PAPER = Sizes(
 
 
 def load_mnist_model(weights: str = "auto") -> tuple[torch.nn.Module, str]:
-    """The paper's MNIST CNN: the shared cached checkpoint if present, else random but seeded.
+    """The paper's MNIST CNN: the checkpoint the chapters load if present, else random but seeded.
 
-    Loads the checkpoint of the book's epoch straight from ``training``'s cache when that
-    epoch is there (even while a training run is still writing later epochs), without
-    training anything; ``"cached"`` trains it if it is missing.
+    Loads the book's epoch from ``ml.training.model_checkpoint`` (the shipped file, else the
+    cache's) without training anything, as ``experiments.records.load_model`` does;
+    ``"cached"`` trains it if it is missing.
 
     Args:
-        weights: ``"auto"`` (cached if present), ``"cached"`` (train it if missing) or
-            ``"random"``.
+        weights: ``"auto"`` (shipped or cached if present), ``"cached"`` (train it if missing)
+            or ``"random"``.
 
     Returns:
         The model in eval mode and a description of its weights.
     """
+    from experiments.records import load_model
+
     P = ml.current_profile()
     cfg = P.mnist_config()
-    path = checkpoint_path(cfg, P.mnist_epoch)
-    desc = f"shared cached model, epoch {P.mnist_epoch} (profile {P.name})"
-    if weights != "random" and path.is_file():
-        model = cfg.build()
-        model.load_state_dict(ml.training.load_checkpoint(path, cfg)["model"])
-        return model.eval(), desc
+    desc = f"the chapters' model (shipped, else cached), epoch {P.mnist_epoch} (profile {P.name})"
+    if weights != "random":
+        model = load_model(cfg, P.mnist_epoch)
+        if model is not None:
+            return model, desc
     if weights == "cached":
         return ml.cached_train(cfg, epoch=P.mnist_epoch, progress=False).model.eval(), desc
     torch.manual_seed(0)
     return ml.MnistCNN().eval(), "random, seeded (torch.manual_seed(0))"
-
-
-def checkpoint_path(cfg, epoch: int) -> Path:
-    """Where ``training`` keeps the checkpoint of ``epoch`` for ``cfg``.
-
-    Asks ``manifoldlib.training.checkpoint_path`` (the cache layout belongs to training).
-    """
-    return ml.training.checkpoint_path(cfg, epoch)
 
 
 def reference_trace_only(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

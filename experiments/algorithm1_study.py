@@ -23,8 +23,8 @@ as soon as the path stops so that a killed run keeps what it finished):
   as a safety net): do the stall distances converge as the step shrinks? (The shortened rule
   stalls soonest in ``main``, at path lengths 16-82; the fixed rule would cost 3x more.)
 - ``checkpoints``: exact and gels (capped the same way) on the book model's epoch 10 (the
-  chapters' checkpoint), its last epoch, and seed 1's last epoch (10): cached checkpoints only,
-  read by :func:`load_model`, which never trains.
+  chapters' checkpoint), its last epoch, and seed 1's last epoch (10): shipped or cached
+  checkpoints only, read by :func:`experiments.records.load_model`, which never trains.
 - ``attribution``: gels at the paper's rule and clamp to a fixed path length
   (``--gels-length``), for the split of the fall into D_x, off-D_x and clamp parts.
 - ``noisy``: Figure 6's setting: noisy starts made by 250 steps of 0.1 across the leaves
@@ -54,9 +54,8 @@ import torch
 
 import manifoldlib as ml
 from experiments.pairs import choose_pairs as draw_pairs
-from experiments.records import RunRecord, write_json
+from experiments.records import RunRecord, load_model, write_json
 from manifoldlib.algorithm1 import algorithm1_paths, logprob_columns
-from manifoldlib.training import checkpoint_path, load_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAIN_CELLS = [
@@ -103,20 +102,6 @@ FIELDS = [
     "off_share_late",
     "elapsed_s",
 ]
-
-
-def load_model(config, epoch: int):
-    """The cached model of ``epoch``, without training: None if that checkpoint is missing.
-
-    ``cached_train`` trains when the last epoch is not cached yet; this study must never
-    train, so it reads the epoch's checkpoint file directly.
-    """
-    path = checkpoint_path(config, epoch)
-    if not path.is_file():
-        return None
-    model = config.build()
-    model.load_state_dict(load_checkpoint(path, config)["model"])
-    return model.eval()
 
 
 def choose_pairs(model, data, n: int, seed: int = 13) -> list[dict]:

@@ -43,8 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import manifoldlib as ml
-from experiments.algorithm1_study import load_model
-from experiments.records import RunRecord, write_json
+from experiments.records import RunRecord, load_model, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -34,7 +34,6 @@ import argparse
 import ast
 import calendar
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -46,8 +45,9 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
+from experiments.records import load_model, sha256_file
 from manifoldlib.algorithm1 import algorithm1_paths
-from manifoldlib.training import load_checkpoint, shipped_checkpoint
+from manifoldlib.training import model_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = ("exact", "gels", "dropcol")
@@ -64,30 +64,6 @@ def model_config(name: str) -> ml.TrainConfig:
     raise ValueError(f"model must be 'book' or 'paper_like', got {name!r}")
 
 
-def checkpoint_path(config: ml.TrainConfig, epoch: int) -> Path:
-    """The checkpoint file of ``epoch``: the shipped one (``data/models``), else the cache's.
-
-    The chapters compute on the shipped checkpoints, so the study must too: a cache trained
-    on another CPU holds different weights under the same key.
-    """
-    shipped = shipped_checkpoint(config, epoch)
-    if shipped is not None:
-        return shipped
-    return (
-        ml.data.data_home() / "models" / f"{config.arch}-{config.key()}" / f"epoch-{epoch:03d}.pt"
-    )
-
-
-def load_model(config: ml.TrainConfig, epoch: int) -> torch.nn.Module | None:
-    """The model of ``epoch`` (shipped, else cached), never trained here: None if missing."""
-    path = checkpoint_path(config, epoch)
-    if not path.is_file():
-        return None
-    model = config.build()
-    model.load_state_dict(load_checkpoint(path, config)["model"])
-    return model.eval()
-
-
 def chapter8_pairs(n: int) -> list[dict]:
     """The first ``n`` of chapter 8's 16 pairs, as its committed study recorded them."""
     meta = json.loads((RESULTS / "algorithm1_main.json").read_text())
@@ -95,15 +71,6 @@ def chapter8_pairs(n: int) -> list[dict]:
     if isinstance(pairs, str):  # older records stored the list's repr
         pairs = ast.literal_eval(pairs)
     return pairs[:n]
-
-
-def sha256(path: Path) -> str:
-    """SHA-256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def run_record(name: str, config: ml.TrainConfig, epoch: int) -> dict:
@@ -118,7 +85,7 @@ def run_record(name: str, config: ml.TrainConfig, epoch: int) -> dict:
         "model": name,
         "config_key": config.key(),
         "epoch": epoch,
-        "checkpoint_sha256": sha256(checkpoint_path(config, epoch)),
+        "checkpoint_sha256": sha256_file(model_checkpoint(config, epoch)),
         "commit": commit,
         "torch": torch.__version__,
         "python": platform.python_version(),

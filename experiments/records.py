@@ -10,7 +10,8 @@ One schema (``SCHEMA``), written under the key ``"run_record"``::
 Usage::
 
     record = RunRecord.start()
-    record.checkpoint("mnist", config, epoch)       # the SHA-256 of the weights it used
+    model = load_model(config, epoch)                # shipped, else cached; never trains
+    record.checkpoint("mnist", config, epoch)       # the SHA-256 of that same file
     ...
     write_json(path, payload, record)                # payload + {"run_record": record.finish()}
 
@@ -82,6 +83,21 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def load_model(config: ml.TrainConfig, epoch: int) -> torch.nn.Module | None:
+    """The model of ``config`` at ``epoch``, never trained here: None if its file is missing.
+
+    Reads :func:`manifoldlib.training.model_checkpoint` (the shipped checkpoint the chapters
+    load, else the cache's), the file :meth:`RunRecord.checkpoint` hashes. ``cached_train``
+    would train when the last epoch is neither shipped nor cached; a study must never train.
+    """
+    path = ml.training.model_checkpoint(config, epoch)
+    if not path.is_file():
+        return None
+    model = config.build()
+    model.load_state_dict(ml.training.load_checkpoint(path, config)["model"])
+    return model.eval()
+
+
 def _utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -101,8 +117,13 @@ class RunRecord:
         return cls(started_utc=_utc(), wall0=time.perf_counter(), cpu0=time.process_time())
 
     def checkpoint(self, name: str, config: ml.TrainConfig, epoch: int) -> None:
-        """Record the SHA-256 of the checkpoint file of ``config`` at ``epoch`` (if present)."""
-        path = ml.training.checkpoint_path(config, epoch)
+        """Record the SHA-256 of the weights of ``config`` at ``epoch`` (if present).
+
+        The file is :func:`manifoldlib.training.model_checkpoint`'s: the shipped one the
+        chapters load where the repository ships it, else the cache's (what
+        :func:`load_model` loads).
+        """
+        path = ml.training.model_checkpoint(config, epoch)
         self.checkpoints[name] = sha256_file(path) if path.is_file() else "missing"
 
     def finish(self) -> dict:

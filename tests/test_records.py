@@ -40,6 +40,29 @@ def test_checkpoint_hash_is_the_files_sha256(tmp_path):
     assert records.sha256_file(f) == hashlib.sha256(b"weights").hexdigest()
 
 
+def test_records_hash_and_load_the_checkpoint_the_chapters_load():
+    import dataclasses
+
+    import torch
+
+    import manifoldlib as ml
+
+    config = ml.current_profile().mnist_config()
+    shipped = ml.training.shipped_checkpoint(config, 10)
+    rec = records.RunRecord.start()
+    rec.checkpoint("book", config, 10)
+    # the shipped file, not the cache's (whose bytes differ: it holds the optimizer state)
+    assert rec.checkpoints["book"] == records.sha256_file(shipped)
+    want = torch.load(shipped, weights_only=True)["model"]
+    got = records.load_model(config, 10).state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    # neither shipped nor cached (each test has an empty cache): None, and never trained
+    other = dataclasses.replace(config, seed=987_654)
+    assert records.load_model(other, 1) is None
+    rec.checkpoint("other", other, 1)
+    assert rec.checkpoints["other"] == "missing"
+
+
 def test_every_study_is_listed():
     found = studies()
     on_disk = {
