@@ -317,9 +317,9 @@ def waypoints(model, data, pairs, writer, *, stages: int, steps: int) -> None:
                     "ratio_final": float(dist[i] / d0[i]),
                     "ratio_min": float(best[i] / d0[i]),
                     "stall_step": int(res.stall_step[i]),
-                    "steps": int(res.steps[i]),
+                    "steps": int(res.steps_taken[i]),
                     "path_length": float(res.path_length[i]),
-                    "reason": res.reasons[i],
+                    "reason": res.stop_reasons[i],
                     "fall_in": float(res.fall_in[i]),
                     "fall_off": float(res.fall_off[i]),
                     "fall_clamp": float(res.fall_clamp[i]),
@@ -434,7 +434,7 @@ def main() -> None:
             clamp=data.pixel_range,
             max_steps=args.steps,
         )
-        meta["leak_steps"] = res.steps.tolist()
+        meta["leak_steps"] = res.steps_taken.tolist()
         leak_structure(model, data, pairs, res.final, RESULTS / f"leak_{tag}_late.csv")
     elif args.part == "sweep":
         writer = RowWriter(RESULTS / f"algorithm1_{tag}.csv")

@@ -225,9 +225,9 @@ def main() -> None:
         x = res.final
         g["steps"] += (res.record_steps.numpy()[1:] + c * chunk).tolist()
         g["dist"] += list(res.distances.numpy()[1:])
-        g["n_steps"] = g["n_steps"] + res.steps
+        g["n_steps"] = g["n_steps"] + res.steps_taken
         g["plen"] = g["plen"] + res.path_length
-        g.update(final=x, reached=res.reached, reasons=res.reasons, d_end=res.final_distance)
+        g.update(final=x, reached=res.reached, reasons=res.stop_reasons, d_end=res.final_distance)
         if (c + 1) * chunk == half_budget:
             g["half"] = x.clone()
         arms["gels"] = g
@@ -239,12 +239,12 @@ def main() -> None:
     arms["exact"] = {
         "steps": ex.record_steps.tolist(),
         "dist": list(ex.distances.numpy()),
-        "n_steps": ex.steps,
+        "n_steps": ex.steps_taken,
         "plen": ex.path_length,
         "half": None,
         "final": ex.final,
         "reached": ex.reached,
-        "reasons": ex.reasons,
+        "reasons": ex.stop_reasons,
         "d_end": ex.final_distance,
     }
     write(arms, budget, half_budget, locals_for_write(locals()), complete=True)

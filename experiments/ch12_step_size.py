@@ -104,7 +104,7 @@ def run(model, data, src, tgt, alpha: float, rules: tuple[str, ...]) -> list[dic
             "target": int(tgt[b % len(src)]),
             "alpha": alpha,
             "rule": rule[b],
-            "steps": int(res.steps[b]),
+            "steps": int(res.steps_taken[b]),
             "reached": bool(res.reached[b]),
             "travelled": round(float(res.path_length[b]), 4),
         }

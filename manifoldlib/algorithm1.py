@@ -210,12 +210,21 @@ class Algorithm1Result:
 
     @property
     def steps(self) -> torch.Tensor:
-        """``steps_taken`` under the name the experiment scripts use (their CSV column)."""
+        """``steps_taken`` under its old name: read-only; kept only while a chapter uses it.
+
+        ``book/10_noisy_leaves.ipynb`` (its budget paths) reads ``res.steps``; the scripts
+        and tests use ``steps_taken``. Not to be confused with ``PathResult.steps`` (record
+        step indices).
+        """
         return self.steps_taken
 
     @property
     def reasons(self) -> list[str]:
-        """``stop_reasons`` under the name the experiment scripts use (their CSV column)."""
+        """``stop_reasons`` under its old name: read-only; kept only while a chapter uses it.
+
+        ``book/08_horizontal_paths.ipynb`` (the two paths run on to their stall) reads
+        ``run_on.reasons``; the scripts and tests use ``stop_reasons``.
+        """
         return self.stop_reasons
 
 
