@@ -184,7 +184,7 @@ def record(out: str) -> None:
 
 
 def compare(first: str, second: str) -> int:
-    a, b = torch.load(first, weights_only=False), torch.load(second, weights_only=False)
+    a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
     ren = {"steps": "steps_taken", "reasons": "stop_reasons"}
     bad = [0]
 
