@@ -47,6 +47,7 @@ from ._checks import (
     check_tensor,
     eval_mode,
 )
+from .stats import _as_scores
 
 __all__ = [
     "ClassGaussians",
@@ -320,17 +321,6 @@ def knn_feature_score(
 # --------------------------------------------------------------------------------------------
 
 
-def _scores_1d(values: object, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().double().numpy()
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty one-dimensional set of scores")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite scores")
-    return arr
-
-
 def fpr_at_tpr(scores_in: object, scores_out: object, tpr: float = 0.95) -> float:
     """False-positive rate at a given true-positive rate ("FPR95" for ``tpr = 0.95``).
 
@@ -349,7 +339,7 @@ def fpr_at_tpr(scores_in: object, scores_out: object, tpr: float = 0.95) -> floa
 
     Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
-    s_in, s_out = _scores_1d(scores_in, "scores_in"), _scores_1d(scores_out, "scores_out")
+    s_in, s_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
     if not 0 < tpr <= 1:
         raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
     threshold = np.sort(s_in)[math.ceil(tpr * s_in.size - 1e-9) - 1]
@@ -377,8 +367,8 @@ def delong_covariance(scores_in: object, scores_out: object) -> tuple[np.ndarray
 
     Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
-    s_in = np.atleast_2d(_as_matrix(scores_in, "scores_in"))
-    s_out = np.atleast_2d(_as_matrix(scores_out, "scores_out"))
+    s_in = np.atleast_2d(_as_scores(scores_in, "scores_in", matrix=True))
+    s_out = np.atleast_2d(_as_scores(scores_out, "scores_out", matrix=True))
     if s_in.shape[0] != s_out.shape[0]:
         raise ValueError(f"as many scores in as out: {s_in.shape[0]} and {s_out.shape[0]}")
     n, m = s_in.shape[1], s_out.shape[1]
@@ -393,17 +383,6 @@ def delong_covariance(scores_in: object, scores_out: object) -> tuple[np.ndarray
     aurocs = v10.mean(axis=1)
     cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
     return aurocs, cov
-
-
-def _as_matrix(values: object, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().double().numpy()
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim not in (1, 2) or arr.size == 0:
-        raise ValueError(f"{name} must be (n,) or (K, n), got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite scores")
-    return arr
 
 
 @dataclass
@@ -446,8 +425,8 @@ def delong_test(in_a: object, out_a: object, in_b: object, out_b: object) -> Del
 
     Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
-    a_in, b_in = _scores_1d(in_a, "in_a"), _scores_1d(in_b, "in_b")
-    a_out, b_out = _scores_1d(out_a, "out_a"), _scores_1d(out_b, "out_b")
+    a_in, b_in = _as_scores(in_a, "in_a"), _as_scores(in_b, "in_b")
+    a_out, b_out = _as_scores(out_a, "out_a"), _as_scores(out_b, "out_b")
     if a_in.size != b_in.size or a_out.size != b_out.size:
         raise ValueError("a paired test needs both scores on the same inputs (equal sizes)")
     aucs, cov = delong_covariance(np.stack([a_in, b_in]), np.stack([a_out, b_out]))

@@ -119,12 +119,17 @@ def clopper_pearson_interval(
     return low, high
 
 
-def _as_scores(values: object, name: str) -> np.ndarray:
+def _as_scores(values: object, name: str, *, matrix: bool = False) -> np.ndarray:
+    """Scores as a float64 array, checked: ``(n,)``, or also ``(K, n)`` with ``matrix``.
+
+    The one validator of scores (``stats`` and ``ood``'s metrics): non-empty and finite.
+    """
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().double().numpy()
     arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional (one score per input), got {arr.shape}")
+    if arr.ndim != 1 and not (matrix and arr.ndim == 2):
+        want = "(n,) or (K, n)" if matrix else "one-dimensional (one score per input)"
+        raise ValueError(f"{name} must be {want}, got {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty; expected at least one score")
     if not np.isfinite(arr).all():

@@ -271,3 +271,26 @@ def test_high_frequency_energy_against_a_loop():
     assert float(ood.high_frequency_energy(torch.ones(1, 1, 4, 4))[0]) == 0.0
     with pytest.raises(ValueError, match="pixels"):
         ood.high_frequency_energy(torch.rand(1, 1, 4, 4, 2))
+
+
+def test_the_metrics_share_stats_validator_naming_the_argument():
+    """fpr_at_tpr, delong_test and delong_covariance check scores as stats.auroc does."""
+    good = [0.1, 0.2, 0.3]
+    cases = [
+        (lambda bad: ml.ood.fpr_at_tpr(bad, good), "scores_in"),
+        (lambda bad: ml.ood.fpr_at_tpr(good, bad), "scores_out"),
+        (lambda bad: ml.ood.delong_test(good, good, good, bad), "out_b"),
+        (lambda bad: ml.stats.auroc(bad, good), "scores_in"),
+    ]
+    for call, name in cases:
+        for bad, why in (
+            ([], "empty"),
+            ([[0.1], [0.2]], "one-dimensional"),
+            ([0.1, float("nan")], "NaN"),
+        ):
+            with pytest.raises(ValueError, match=f"{name} .*{why}|{name} is {why}"):
+                call(bad)
+    with pytest.raises(ValueError, match=r"scores_out must be \(n,\) or \(K, n\)"):
+        ml.ood.delong_covariance([good], [[[0.1, 0.2]]])
+    with pytest.raises(ValueError, match="scores_in contains NaN"):
+        ml.ood.delong_covariance([0.1, float("inf")], good)
