@@ -154,6 +154,16 @@ def _difference_rows(jac: torch.Tensor) -> torch.Tensor:
     return flat[:, :-1] - flat[:, -1:]
 
 
+def _g_length(jac: torch.Tensor, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``sqrt(v^T G v) = sqrt(sum_i p_i (grad log p_i . v)^2)``, ``(B,)`` float64.
+
+    From the score Jacobian ``jac`` ``(B, C, *input_shape)``, the probabilities ``p``
+    ``(B, C)`` (float64) and the steps ``v`` ``(B, *input_shape)``.
+    """
+    sd = (jac.flatten(2).double() @ v.flatten(1).unsqueeze(-1)).squeeze(-1)  # S v
+    return (sd - (p * sd).sum(1, keepdim=True)).pow(2).mul(p).sum(1).clamp_min(0).sqrt()
+
+
 def _aim(
     model: nn.Module,
     cur: torch.Tensor,
@@ -172,10 +182,7 @@ def _aim(
     delta = (rows.transpose(1, 2) @ coef).reshape(cur.shape)
     bad = (info != 0) | ~torch.isfinite(delta.flatten(1)).all(1)
     delta = torch.where(bad.view(shape), 0.0, delta)
-    # G-length of the step at its start: sum_i p_i (grad log p_i . delta)^2.
     p = lp.exp()
-    sd = (jac.flatten(2).double() @ delta.flatten(1).unsqueeze(-1)).squeeze(-1)  # S delta
-    gl = (sd - (p * sd).sum(1, keepdim=True)).pow(2).mul(p).sum(1).clamp_min(0).sqrt()
     new = cur.double() + delta
     if clamp is not None:
         lo, hi = clamp
@@ -188,7 +195,7 @@ def _aim(
     c2, _ = torch.linalg.solve_ex(gram, rows @ moved.unsqueeze(-1))
     inside = (rows.transpose(1, 2) @ c2).squeeze(-1)
     off = (moved - inside).norm(dim=1)
-    return new.to(cur.dtype), gl, moved.norm(dim=1), viol, off, bad, info != 0, jac, p
+    return new.to(cur.dtype), moved.norm(dim=1), viol, off, bad, info != 0, jac, p
 
 
 def leaf_geodesic(
@@ -257,20 +264,20 @@ def leaf_geodesic(
     for k in range(1, steps + 1):
         idx = active.nonzero().flatten()
         xa = cur[idx]
-        gl = torch.zeros(len(idx), dtype=torch.float64)
-        mn, vi, of = gl.clone(), gl.clone(), gl.clone()
+        mn = torch.zeros(len(idx), dtype=torch.float64)
+        vi, of = mn.clone(), mn.clone()
         bad = torch.zeros(len(idx), dtype=torch.bool)
         singular = bad.clone()
         first_miss = None
         start = xa.clone()
         jac0 = p_start = None
         for _attempt in range(corrections + 1):
-            new, g_, m_, v_, o_, bad_, sing_, jac_, p_ = _aim(model, xa, log_plan[k, idx], clamp)
+            new, m_, v_, o_, bad_, sing_, jac_, p_ = _aim(model, xa, log_plan[k, idx], clamp)
             if jac0 is None:
                 jac0, p_start = jac_, p_
             bad |= bad_
             singular |= sing_
-            gl, mn, of = gl + g_, mn + m_, of + o_
+            mn, of = mn + m_, of + o_
             vi = torch.maximum(vi, v_)
             xa = new
             pk = log_probabilities(model, xa).exp().double()
@@ -283,9 +290,7 @@ def leaf_geodesic(
         # G-length of the net step x_{k+1} - x_k at x_k (the rule of ml.metric_lengths):
         # corrections that bounce across a region boundary do not add length to the curve.
         net = (xa.double() - start.double()).flatten(1)
-        sd = (jac0.flatten(2).double() @ net.unsqueeze(-1)).squeeze(-1)
-        centred = sd - (p_start * sd).sum(1, keepdim=True)
-        gl = centred.pow(2).mul(p_start).sum(1).clamp_min(0).sqrt()
+        gl = _g_length(jac0, p_start, net)
         seg[k - 1, idx], norms[k - 1, idx], viol[k - 1, idx] = gl, net.norm(dim=1), vi
         off[k - 1, idx] = of / mn.clamp_min(1e-300)
         miss[k - 1, idx] = first_miss
