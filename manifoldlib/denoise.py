@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ._checks import check_finite, check_positive, check_same_shape, check_tensor
+from .leaf import _squared_distances
 
 __all__ = [
     "DenoisingAutoencoder",
@@ -68,10 +69,8 @@ def knn_denoise(
     if k > bank.shape[0]:
         raise ValueError(f"k = {k} exceeds the bank size {bank.shape[0]}")
     b = bank.flatten(1).double()
-    b_sq = b.pow(2).sum(1)
     out = []
-    for q in noisy.flatten(1).double().split(chunk):
-        d2 = q.pow(2).sum(1, keepdim=True) - 2 * q @ b.T + b_sq
+    for d2, _ in _squared_distances(noisy, bank, chunk):
         idx = d2.topk(k, dim=1, largest=False).indices
         out.append(b[idx].mean(1))
     return torch.cat(out).view_as(noisy).to(noisy.dtype)

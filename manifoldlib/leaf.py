@@ -34,6 +34,7 @@ horizontal paths" (book/14).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -283,6 +284,24 @@ def noise_dx_share(
     return NoiseShare(at_clean=shares[0], at_noisy=shares[1])
 
 
+def _squared_distances(
+    query: torch.Tensor, bank: torch.Tensor, chunk: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Squared Euclidean distances of ``chunk`` queries at a time to every bank image.
+
+    The one distance matrix of :func:`nearest_neighbours` and ``denoise.knn_denoise``:
+    ``||q - b||^2 = ||q||^2 - 2 q.b + ||b||^2`` in float64 (so near-duplicates keep digits),
+    not clamped (round-off may leave tiny negatives).
+
+    Yields:
+        ``(chunk, N)`` squared distances and ``(N,)`` ``||b||^2``.
+    """
+    b_flat = bank.flatten(1).double()
+    b_sq = b_flat.pow(2).sum(1)
+    for q in query.flatten(1).double().split(chunk):
+        yield q.pow(2).sum(1, keepdim=True) - 2 * q @ b_flat.T + b_sq, b_sq
+
+
 def nearest_neighbours(
     query: torch.Tensor, bank: torch.Tensor, *, exclude_self: bool = False, chunk: int = CHUNK
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -309,12 +328,9 @@ def nearest_neighbours(
             f"query and bank must hold images of the same shape, got {tuple(query.shape[1:])} "
             f"and {tuple(bank.shape[1:])}"
         )
-    b_flat = bank.flatten(1).double()
-    b_sq = b_flat.pow(2).sum(1)
     idx, dist = [], []
-    for q in query.flatten(1).double().split(chunk):
-        # ||q - b||^2 = ||q||^2 - 2 q.b + ||b||^2, in float64 so near-duplicates keep digits.
-        d2 = (q.pow(2).sum(1, keepdim=True) - 2 * q @ b_flat.T + b_sq).clamp_min(0)
+    for d2, b_sq in _squared_distances(query, bank, chunk):
+        d2 = d2.clamp_min(0)
         if exclude_self:
             d2 = torch.where(d2 <= 1e-12 * b_sq.max(), torch.inf, d2)
         best = d2.min(dim=1)
