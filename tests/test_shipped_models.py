@@ -125,3 +125,29 @@ def test_model_checkpoint_is_the_file_cached_train_loads(tmp_path):
     for bad in (0, config.epochs + 1, True, 2.0):
         with pytest.raises(ValueError, match="epoch"):
             training.model_checkpoint(config, bad)
+
+
+def test_every_torch_load_of_the_code_is_weights_only():
+    """No script unpickles arbitrary objects: every ``torch.load`` passes ``weights_only=True``."""
+    import ast
+
+    loose = []
+    for folder in ("manifoldlib", "experiments", "benchmarks", "tools", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "load"
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "torch"
+                ):
+                    ok = any(
+                        k.arg == "weights_only"
+                        and isinstance(k.value, ast.Constant)
+                        and k.value.value is True
+                        for k in node.keywords
+                    )
+                    if not ok:
+                        loose.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not loose, loose
