@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 import manifoldlib as ml
-from experiments.records import RunRecord, write_json
+from experiments.records import RunRecord, load_model, write_json
 from manifoldlib import ood
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ood_baselines.csv"
@@ -79,16 +79,11 @@ def load_cached_model(seed: int, epoch: int | None = None):
     it); other seeds are ``dataclasses.replace(P.mnist_config(), seed=seed,
     epochs=P.mnist_epoch)`` (the same recipe, trained only to the epoch the chapters use).
     Returns None while the wanted checkpoint is neither shipped nor cached (this script never
-    trains). ``epoch`` (seed 0 only) picks another epoch of the book's training run than the
-    checkpoint, e.g. its last, 40.
+    trains: :func:`experiments.records.load_model`). ``epoch`` (seed 0 only) picks another
+    epoch of the book's training run than the checkpoint, e.g. its last, 40.
     """
-    P = ml.current_profile()
-    config = model_config(seed)
-    epoch = P.mnist_epoch if epoch is None else epoch
-    shipped = ml.training.shipped_checkpoint(config, epoch) is not None
-    if not shipped and not ml.training.checkpoint_path(config).is_file():
-        return None
-    return ml.cached_train(config, epoch=epoch, progress=False).model
+    epoch = ml.current_profile().mnist_epoch if epoch is None else epoch
+    return load_model(model_config(seed), epoch)
 
 
 def cifar_grey(count: int, data) -> torch.Tensor | None:
