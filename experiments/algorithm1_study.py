@@ -54,7 +54,7 @@ import torch
 
 import manifoldlib as ml
 from experiments.pairs import choose_pairs as draw_pairs
-from experiments.records import RunRecord, load_model, write_json
+from experiments.records import RunRecord, load_model, write_csv, write_json
 from manifoldlib.algorithm1 import algorithm1_paths, logprob_columns
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -264,10 +264,7 @@ def leak_structure(model, data, pairs, points, out: Path) -> None:
                 },
                 out.with_name(f"leak_images_{str(dtype).replace('torch.', '')}.pt"),
             )
-    with out.open("w", newline="") as f:
-        w = csv.DictWriter(f, list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out, rows)
 
 
 def waypoints(model, data, pairs, writer, *, stages: int, steps: int) -> None:

@@ -28,14 +28,13 @@ Introduced in the chapter "How much of the data lies on one leaf".
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
 import torch
 
 import manifoldlib as ml
-from experiments.records import RunRecord, write_json
+from experiments.records import RunRecord, write_csv, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
 OUT = Path(__file__).parent / "results"
@@ -133,11 +132,7 @@ def main() -> None:
     for alpha, rules in DESIGN:
         rows += run(model, data, src, tgt, alpha, rules)
         print(f"alpha = {alpha}: done after {time.perf_counter() - t0:.0f} s", flush=True)
-    OUT.mkdir(exist_ok=True)
-    with open(OUT / "ch12_step_size.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(OUT / "ch12_step_size.csv", rows)
     meta = {
         "profile": P.name,
         "pairs": N_PAIRS,

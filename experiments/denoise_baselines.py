@@ -30,7 +30,6 @@ took 18 minutes; wall-clock seconds per stage in ``denoise_run.json``).
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import torch
 
 import manifoldlib as ml
 from experiments.ood_baselines import load_cached_model, model_config
-from experiments.records import RunRecord, write_json
+from experiments.records import RunRecord, write_csv, write_json
 from manifoldlib import denoise, ood
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -206,11 +205,7 @@ def main(n_img: int = 200) -> None:
                     "se_diff": f"{se:.3f}",
                 }
             )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with (RESULTS / "denoise_psnr.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(RESULTS / "denoise_psnr.csv", rows)
     with (RESULTS / "denoise_dae_validation.csv").open("w", newline="") as f:
         f.write("epoch,val_mse\n")
         f.writelines(f"{e},{v:.6e}\n" for e, v in enumerate(history, start=1))

@@ -19,7 +19,6 @@ the CPU time stored in ``leaf_geodesics.json`` (about 7 CPU-minutes, one thread,
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 
 import manifoldlib as ml
 from experiments.pairs import choose_pairs as draw_pairs
-from experiments.records import RunRecord, write_json
+from experiments.records import RunRecord, write_csv, write_json
 from manifoldlib.geodesics import leaf_geodesic, sphere_embedding
 
 OUT = Path(__file__).parent / "results"
@@ -109,11 +108,7 @@ def main(n_pairs: int = 60, path_steps: int = 300, lift_steps: int = 48) -> None
     record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
     src, tgt = draw_pairs(data.test_y, n_pairs, seed=16, rule="other_class")
     rows = run(model, data, src, tgt, path_steps=path_steps, lift_steps=lift_steps)
-    OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / "leaf_geodesics.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(OUT / "leaf_geodesics.csv", rows)
     meta = {
         "profile": P.name,
         "n_pairs": n_pairs,

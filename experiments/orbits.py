@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import platform
 import subprocess
@@ -62,7 +61,7 @@ from torch import nn
 
 import manifoldlib as ml
 from experiments.pairs import choose_pairs
-from experiments.records import RunRecord, write_json
+from experiments.records import RunRecord, write_csv, write_json
 
 OUT = Path(__file__).parent / "results"
 SPAN_TOL = 1e-8  # a new direction counts when its part outside the span exceeds this
@@ -325,15 +324,6 @@ def plan(model, x0, target, *, alpha, steps, iters, box, shorten, log=print) -> 
 def pairs(labels: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` seeded (source, target) index pairs of test images of different classes."""
     return choose_pairs(labels, n, seed, rule="other_class")
-
-
-def write_csv(name: str, rows: list[dict]) -> None:
-    """Write ``rows`` to ``experiments/results/<name>``."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / name, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def run_walks(cnn, mlp, data, *, starts=8, steps=300, alpha=0.1, seed=23) -> list[dict]:
@@ -791,8 +781,8 @@ def run_record_part(part: str, cnn: nn.Module, data: ml.ImageData) -> None:
     log = lambda s: print(s, flush=True)  # noqa: E731
     if part == "crossings":
         rows, trace = run_crossings(cnn, data, log=log)
-        write_csv("orbits_crossings.csv", rows)
-        write_csv("orbits_crossings_trace.csv", trace)
+        write_csv(OUT / "orbits_crossings.csv", rows)
+        write_csv(OUT / "orbits_crossings_trace.csv", trace)
         settings = dict(CROSSING_SETTINGS)
         settings["cpu_s_per_method"] = {
             m: rows_[0]["cpu_s_all_pairs"]
@@ -801,7 +791,7 @@ def run_record_part(part: str, cnn: nn.Module, data: ml.ImageData) -> None:
         }
     else:
         rows = run_lmscan(cnn, data, log=log)
-        write_csv("orbits_lmscan.csv", rows)
+        write_csv(OUT / "orbits_lmscan.csv", rows)
         settings = {"pairs": 4, "alpha": 0.2, "steps": 50, "lam": 1.0}
     out = write_json(OUT / f"orbits_{part}.json", {"part": part, "settings": settings}, record)
     print(out["run_record"], flush=True)
@@ -830,18 +820,18 @@ def main(parts: list[str]) -> None:
         print(f"part {part}", flush=True)
         if part == "walks":
             rows, settings = run_walks(cnn, mlp, data), {"starts": 8, "steps": 300, "alpha": 0.1}
-            write_csv("orbits_walks.csv", rows)
+            write_csv(OUT / "orbits_walks.csv", rows)
         elif part in ("crossings", "lmscan"):
             run_record_part(part, cnn, data)
             continue
         elif part == "planner":
             rows = run_planner(cnn, data, log=lambda s: print(s, flush=True))
             settings = {"pairs": 16, "alpha": 0.2, "budget_steps": [50], "iters": 3}
-            write_csv("orbits_planner.csv", rows)
+            write_csv(OUT / "orbits_planner.csv", rows)
         else:
             rows = run_openness(cnn, data, log=lambda s: print(s, flush=True))
             settings = {"image": 0, "directions": 8, "delta": 2.0, "alpha": 0.1, "steps": 60}
-            write_csv("orbits_openness.csv", rows)
+            write_csv(OUT / "orbits_openness.csv", rows)
         meta["parts"][part] = {
             **settings,
             "seconds": round(time.time() - t0),

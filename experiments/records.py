@@ -21,6 +21,7 @@ Results files written before this record existed name the commit that produced t
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import hashlib
 import json
@@ -145,6 +146,19 @@ class RunRecord:
             "wall_s": round(time.perf_counter() - self.wall0, 2),
             "cpu_s": round(time.process_time() - self.cpu0, 2),
         }
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts with the same keys) as CSV, the first row's keys the header.
+
+    Creates the folder when missing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def write_json(path: str | os.PathLike, payload: dict, record: RunRecord) -> dict:

@@ -63,6 +63,12 @@ def test_records_hash_and_load_the_checkpoint_the_chapters_load():
     assert rec.checkpoints["other"] == "missing"
 
 
+def test_write_csv_makes_the_folder_and_takes_the_header_from_the_first_row(tmp_path):
+    out = tmp_path / "new" / "rows.csv"
+    records.write_csv(out, [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])
+    assert list(csv.DictReader(out.open())) == [{"a": "1", "b": "x"}, {"a": "2", "b": "y"}]
+
+
 def test_every_study_is_listed():
     found = studies()
     on_disk = {
