@@ -64,6 +64,20 @@ def model_config(name: str) -> ml.TrainConfig:
     raise ValueError(f"model must be 'book' or 'paper_like', got {name!r}")
 
 
+def setup(name: str) -> tuple[ml.ImageData, int, ml.TrainConfig, torch.nn.Module]:
+    """The embedded MNIST, the chapters' epoch, and checkpoint ``name``'s config and model.
+
+    The model is loaded, never trained (:func:`experiments.records.load_model`): exits when
+    the checkpoint is neither shipped nor cached.
+    """
+    epoch = ml.current_profile().mnist_epoch
+    config = model_config(name)
+    model = load_model(config, epoch)
+    if model is None:
+        raise SystemExit(f"checkpoint epoch {epoch} of {name} not cached: train it first")
+    return ml.load_mnist("embedded"), epoch, config, model
+
+
 def chapter8_pairs(n: int) -> list[dict]:
     """The first ``n`` of chapter 8's 16 pairs, as its committed study recorded them."""
     meta = json.loads((RESULTS / "algorithm1_main.json").read_text())
@@ -130,12 +144,7 @@ def summarise(
 
 def part_algorithm1(args: argparse.Namespace) -> None:
     """Algorithm 1, three projections, 16 pairs, fixed budget; see the module docstring."""
-    data = ml.load_mnist("embedded")
-    epoch = ml.current_profile().mnist_epoch
-    config = model_config(args.model)
-    model = load_model(config, epoch)
-    if model is None:
-        raise SystemExit(f"checkpoint epoch {epoch} of {args.model} not cached: train it first")
+    data, epoch, config, model = setup(args.model)
     pairs = chapter8_pairs(args.pairs)
     src_idx = [q["source_index"] for q in pairs]
     with torch.no_grad():
@@ -240,12 +249,7 @@ def part_algorithm1(args: argparse.Namespace) -> None:
 
 def part_across(args: argparse.Namespace) -> None:
     """Chapter 7's paths across the leaves at the paper's step and length."""
-    data = ml.load_mnist("embedded")
-    epoch = ml.current_profile().mnist_epoch
-    config = model_config(args.model)
-    model = load_model(config, epoch)
-    if model is None:
-        raise SystemExit(f"checkpoint epoch {epoch} of {args.model} not cached: train it first")
+    data, epoch, config, model = setup(args.model)
     meta = run_record(args.model, config, epoch)
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
