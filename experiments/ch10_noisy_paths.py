@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import manifoldlib as ml
+from experiments.paper_like import model_config
 from experiments.records import RunRecord, load_model, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
@@ -99,15 +100,6 @@ def chapter_pairs(test_y: torch.Tensor, seed: int = 6) -> tuple[torch.Tensor, to
 
     src_cls = torch.arange(6)
     return pick(src_cls), pick((src_cls + 5) % 10)
-
-
-def model_config(profile: ml.Profile, name: str) -> ml.TrainConfig:
-    """The configuration of checkpoint ``name`` (``"book"`` or ``"paper_like"``)."""
-    if name == "book":
-        return profile.mnist_config()
-    if name == "paper_like":
-        return profile.paper_like_config()
-    raise ValueError(f"model must be 'book' or 'paper_like', got {name!r}")
 
 
 def blur(pix: torch.Tensor) -> torch.Tensor:
@@ -168,7 +160,7 @@ def main() -> None:
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
     record = RunRecord.start()
-    config = model_config(P, args.model)
+    config = model_config(args.model)  # of the current profile, P
     model = load_model(config, P.mnist_epoch)
     if model is None:
         raise SystemExit(f"checkpoint epoch {P.mnist_epoch} of {args.model} is not cached")
