@@ -183,14 +183,17 @@ def bench_horizontal(model, data, sizes: Sizes, device: str, log) -> dict:
     our_pts = ml.horizontal_path(
         model, src[:1], tgt[:1], max_steps=k, threshold=1e-6, clamp=clamp, progress=False
     ).points[:, 0]
-    dev = float((ref_pts - our_pts).flatten(1).norm(dim=1).max())
+    return {**_path_summary(ref, ours, ref_pts, our_pts, k), "step_size": 0.1}
+
+
+def _path_summary(ref, ours: dict, ref_pts, our_pts, k: int) -> dict:
+    """Timings of a path benchmark and the largest point distance over its first ``k`` steps."""
     return {
         "reference": ref.summary(),
         "ours": {str(b): s.summary() for b, s in ours.items()},
         "ratio": {str(b): ratio(s, ref) for b, s in ours.items()},
-        "first_steps_max_point_distance": dev,
+        "first_steps_max_point_distance": float((ref_pts - our_pts).flatten(1).norm(dim=1).max()),
         "first_steps_compared": k,
-        "step_size": 0.1,
     }
 
 
@@ -223,14 +226,7 @@ def bench_across(model, data, sizes: Sizes, device: str, log) -> dict:
     our_pts = ml.across_leaves_path(
         model, start[:1], direction[:1], steps=k, progress=False
     ).points[:, 0]
-    dev = float((ref_pts - our_pts).flatten(1).norm(dim=1).max())
-    return {
-        "reference": ref.summary(),
-        "ours": {str(b): s.summary() for b, s in ours.items()},
-        "ratio": {str(b): ratio(s, ref) for b, s in ours.items()},
-        "first_steps_max_point_distance": dev,
-        "first_steps_compared": k,
-    }
+    return _path_summary(ref, ours, ref_pts, our_pts, k)
 
 
 def bench_trace(model, data, sizes: Sizes, device: str, log) -> dict:
