@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 import manifoldlib as ml
+from experiments.pairs import choose_pairs
 from experiments.records import RunRecord, write_csv, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
@@ -46,10 +47,7 @@ N_PAIRS = 16
 
 def chapter_pairs(n_test: int, n_pairs: int = 200, seed: int = 12):
     """The chapter's pairs: the same generator calls as chapter 12's first code cell."""
-    gen = torch.Generator().manual_seed(seed)
-    src = torch.randint(n_test, (n_pairs,), generator=gen)
-    shift = torch.randint(1, n_test, (n_pairs,), generator=gen)
-    return src, (src + shift) % n_test
+    return choose_pairs(torch.zeros(n_test), n_pairs, seed, rule="shifted")
 
 
 def end_diagnostics(model, x: torch.Tensor, d: torch.Tensor, pixel_range) -> dict:

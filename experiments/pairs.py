@@ -31,7 +31,8 @@ def choose_pairs(
     rule: str = "other_class",
     confidence: torch.Tensor | None = None,
     max_confidence: float = 0.99,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    return_generator: bool = False,
+) -> tuple[torch.Tensor, ...]:
     """``n`` seeded (source, target) index pairs of the images with these ``labels``.
 
     Args:
@@ -41,9 +42,12 @@ def choose_pairs(
         rule: one of :data:`RULES` (see the module docstring).
         confidence: ``(N,)`` the model's top probability on each image (``"unsure_source"``).
         max_confidence: largest top probability of a source (``"unsure_source"``).
+        return_generator: also return the generator, in the state after the draws (a
+            chapter that draws more from the same generator continues its sequence).
 
     Returns:
-        ``(n,)`` source indices and ``(n,)`` target indices (int64).
+        ``(n,)`` source indices and ``(n,)`` target indices (int64), and the generator when
+        ``return_generator``.
 
     Raises:
         ValueError: unknown ``rule``, or ``confidence`` missing for ``"unsure_source"``.
@@ -56,14 +60,15 @@ def choose_pairs(
     if rule == "shifted":
         src = torch.randint(len(labels), (n,), generator=g)
         shift = torch.randint(1, len(labels), (n,), generator=g)
-        return src, (src + shift) % len(labels)
+        tgt = (src + shift) % len(labels)
+        return (src, tgt, g) if return_generator else (src, tgt)
     if rule == "other_class":
         src = torch.randperm(len(labels), generator=g)[:n]
         tgt = []
         for i in src.tolist():
             cand = (labels != labels[i]).nonzero().flatten()
             tgt.append(int(cand[torch.randint(len(cand), (1,), generator=g)]))
-        return src, torch.tensor(tgt)
+        return (src, torch.tensor(tgt), g) if return_generator else (src, torch.tensor(tgt))
     if confidence is None:
         raise ValueError('rule="unsure_source" needs confidence (N,)')
     ok = (confidence <= max_confidence).nonzero().flatten()
@@ -76,4 +81,5 @@ def choose_pairs(
             continue
         src_l.append(s)
         tgt_l.append(t)
-    return torch.tensor(src_l), torch.tensor(tgt_l)
+    out = torch.tensor(src_l), torch.tensor(tgt_l)
+    return (*out, g) if return_generator else out
