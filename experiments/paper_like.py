@@ -286,6 +286,7 @@ def part_across(args: argparse.Namespace) -> None:
             "end_prediction": path.predictions[-1].tolist(),
             "distance_from_start": path.distances[-1].tolist(),
             "run_time_s": round(time.time() - t0, 1),
+            "cpu_s": round(time.process_time(), 1),
         }
     )
     (RESULTS / f"paper_like_across_{args.model}.json").write_text(json.dumps(meta, indent=1))
