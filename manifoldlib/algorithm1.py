@@ -218,15 +218,6 @@ class Algorithm1Result:
         """
         return self.steps_taken
 
-    @property
-    def reasons(self) -> list[str]:
-        """``stop_reasons`` under its old name: read-only; kept only while a chapter uses it.
-
-        ``book/08_horizontal_paths.ipynb`` (the two paths run on to their stall) reads
-        ``run_on.reasons``; the scripts and tests use ``stop_reasons``.
-        """
-        return self.stop_reasons
-
 
 def _per_path(value: object, b: int, name: str) -> list:
     if isinstance(value, (list, tuple)) and not (name == "clamp" and len(value) == 2 and b != 2):
