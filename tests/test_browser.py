@@ -989,3 +989,101 @@ def test_explorer_colours_in_dark_mode_and_three_blobs(explorer_page, browser):
     assert on_segment > 50, "the ker G segment is not drawn in its legend's colour"
     assert in_classes < 20, f"the three blobs' picture uses ker G's colour ({in_classes} px)"
     assert not outside and not errors, (outside[:3], errors[:3])
+
+
+# --- numbers: per chapter, and the paper's visibly the paper's -------------------------------
+
+
+def test_numbers_restart_per_chapter_and_name_other_chapters():
+    """In every chapter each kind of numbered box (Fig., Definition, Theorem, Exercise, ...) is
+    numbered 1, 2, ... in page order (book/_ext/numbers_per_chapter.py; chapter 2 opened with
+    Exercise 8); a box title that quotes a number of the paper ("3.1") says it is the paper's;
+    a reference to a box of another chapter says which chapter ("Definition 1 of chapter 2"),
+    one to a box of its own page does not."""
+    from html import unescape
+
+    pages = [p for p in toc_pages() if p.startswith("book/")]
+    if not (HTML / f"{pages[0]}.html").is_file():
+        pytest.skip("the book is not built: run `python tools/build_book.py` first")
+    bad, n_other, n_boxes = [], 0, 0
+    for page in pages:
+        html = (HTML / f"{page}.html").read_text()
+        stem = Path(page).name
+        chapter = re.match(r"(\d\d)_", stem)
+        if chapter:
+            seen: dict[str, list[int]] = {}
+            for kind, k in re.findall(r'class="caption-number">([A-Z][a-z]+\.?) (\d+)', html):
+                seen.setdefault(kind, []).append(int(k))
+            for kind, ks in seen.items():
+                n_boxes += len(ks)
+                if ks != list(range(1, len(ks) + 1)):
+                    bad.append(f"{stem}: {kind} numbered {ks[:6]}")
+            for title in re.findall(
+                r'<p class="admonition-title"><span class="caption-number">[^<]*</span>(.*?)</p>',
+                html,
+            ):
+                title = unescape(re.sub(r"<[^>]+>", "", title))
+                if re.search(r"\b\d+\.\d+\b|\b[A-Z]\.\d+\b", title) and "paper" not in title:
+                    bad.append(
+                        f"{stem}: a box quotes the paper's number without saying so: {title}"
+                    )
+        for href, text in re.findall(
+            r'<a class="reference internal" href="([^"]*)">([^<]*)</a>', html
+        ):
+            text = " ".join(unescape(text).split())
+            if not re.match(r"[A-Z][a-z]+\.? \d+\b", text):
+                continue
+            target = href.split("#", 1)[0]
+            other = re.match(r"(?:\.\./book/)?(\d\d)_\w+\.html$", target)
+            if other and target != f"{stem}.html":
+                n_other += 1
+                if not text.endswith(f"of chapter {int(other.group(1))}"):
+                    bad.append(f"{stem}: {text!r} links to {href}")
+            elif href.startswith("#") and "of chapter" in text:
+                bad.append(f"{stem}: {text!r} names a chapter for a box on its own page")
+    print(f"{n_boxes} numbered boxes and figures; {n_other} references to other chapters' boxes")
+    assert n_other > 20 and n_boxes > 100, "the patterns find nothing: check the HTML"
+    assert not bad, bad[:5]
+
+
+def test_wide_displayed_formulas_show_that_they_scroll(server, browser):
+    """At 390 px a displayed formula wider than the column scrolls sideways with a hint (a
+    shadow at the cut edge, from book.css) and takes the keyboard focus, so that the arrow keys
+    scroll it (book.js gives it tabindex 0; Chromium also focuses scrollable boxes by itself,
+    so only the shadow's removal fails this test there)."""
+    ctx = browser.new_context(**PHONE)
+    p = ctx.new_page()
+    found = {}
+    for page in ("book/08_horizontal_paths", "book/errata", "book/02_frobenius"):
+        p.goto(f"{server}/{page}.html", wait_until="networkidle", timeout=NAV_TIMEOUT)
+        _settled(p)
+        found = p.evaluate(
+            """() => {
+          const m = Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
+            .find(m => m.offsetParent !== null && m.scrollWidth > m.clientWidth + 20);
+          if (!m) return {};
+          m.id = 'wide-formula';
+          const s = getComputedStyle(m);
+          return {page: location.pathname, overflow: s.overflowX, tabindex: m.tabIndex,
+                  hint: s.backgroundImage, scrolls: m.classList.contains('scrolls'),
+                  over: m.scrollWidth - m.clientWidth};
+        }"""
+        )
+        if found:
+            break
+    assert found, "no displayed formula is wider than a phone's column: pick another page"
+    formula = p.locator("#wide-formula")
+    formula.scroll_into_view_if_needed()
+    formula.focus()
+    for _ in range(5):
+        p.keyboard.press("ArrowRight")
+    p.wait_for_timeout(200)
+    moved = formula.evaluate("m => m.scrollLeft")
+    ctx.close()
+    print(
+        f"{found['page']}: a displayed formula {found['over']} px wider than its box; "
+        f"arrow keys scrolled it {moved} px"
+    )
+    assert found["overflow"] == "auto" and found["scrolls"] and found["tabindex"] == 0, found
+    assert found["hint"].count("radial-gradient") == 2, f"no shadow at the cut edge: {found}"
+    assert moved > 0, "the arrow keys did not scroll the formula"
