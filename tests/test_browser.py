@@ -792,3 +792,298 @@ def test_figure_opens_full_size(form, scheme, server, browser):
     assert title.startswith("Fig."), f"the dialog does not say which figure: {title!r}"
     assert close["width"] >= 24 and close["height"] >= 24, "close button under 24 px"
     assert refocused, "the focus did not go back to the figure"
+
+
+# --- citations and the bibliography (issue 27's "small things") ------------------------------
+
+
+def test_citations_are_author_year_and_the_bibliography_is_for_readers():
+    """A citation "Grementieri and Fioresi, 2022" links to an entry labelled the same way (not
+    [1], pybtex's `plain` labels; book/_ext/bib_style.py), and the bibliography page opens with
+    prose for readers (no file names or MyST roles: it was a note for authors)."""
+    from html import unescape
+
+    page = HTML / "book" / "02_frobenius.html"
+    bib = HTML / "book" / "bibliography.html"
+    if not bib.is_file():
+        pytest.skip("the book is not built: run `python tools/build_book.py` first")
+    entries = {}
+    for m in re.finditer(
+        r'<div class="citation" id="([^"]+)"[^>]*>\s*<span class="label">'
+        r'<span class="fn-bracket">\[</span>(.*?)<span class="fn-bracket">\]</span>',
+        bib.read_text(),
+    ):
+        entries[m.group(1)] = unescape(m.group(2))
+    assert entries, "no bibliography entries found"
+    assert not [lab for lab in entries.values() if re.fullmatch(r"\d+", lab)], "numbered labels"
+    cites = re.findall(
+        r'<a class="reference internal" href="bibliography.html#([^"]+)"[^>]*>(.*?)</a>',
+        page.read_text(),
+    )
+    assert cites, "chapter 2 cites nothing"
+    for anchor, text in cites:
+        text = unescape(re.sub(r"<[^>]+>", "", text))
+        label = entries[anchor]
+        # the text "Grementieri and Fioresi, 2022" and the label "Grementieri and Fioresi 2022"
+        assert text.replace(",", "") == label, f"citation {text!r} links to entry [{label}]"
+    main = bib.read_text().split("<main", 1)[1]
+    before_list = main.split('<div class="citation"', 1)[0]
+    prose = re.findall(r"<p>(.*?)</p>", before_list, re.S)
+    assert prose, "the bibliography page has no opening note"
+    assert not re.search(r"<code|\.bib\b|\{cite", " ".join(prose)), f"a note for authors: {prose}"
+    print(f"{len(cites)} citations in chapter 2, {len(entries)} entries, e.g. {cites[0][1]!r}")
+
+
+# --- code: plotting cells folded, computing cells shown ---------------------------------------
+
+#: A line of plotting code (matplotlib calls on plt/fig/ax objects, or the book's plot helpers).
+PLOT_LINE = re.compile(
+    r"\bplt\.|\bfig\w*\.|\bax\w*[.\[]|\baxes\b|\.imshow\(|\.set_\w+\(|\.legend\(|\.subplots\("
+    r"|\.colorbar\(|\.annotate\(|\.text\(|\.plot\(|\.scatter\(|\.savefig\("
+)
+
+
+def _plotting_cells(stem: str) -> tuple[list[str], list[str]]:
+    """(ids of plotting cells over 8 lines, ids of cells tagged hide-input) of a chapter.
+
+    A plotting cell: at least 40% of its non-comment lines are plotting code.
+    """
+    import json
+
+    nb = json.loads((ROOT / "book" / f"{stem}.ipynb").read_text())
+    plotting, folded = [], []
+    for c in nb["cells"]:
+        if c["cell_type"] != "code":
+            continue
+        lines = [s for s in "".join(c["source"]).splitlines() if s.strip()]
+        lines = [s for s in lines if not s.lstrip().startswith("#")]
+        if len(lines) > 8 and sum(bool(PLOT_LINE.search(s)) for s in lines) >= 0.4 * len(lines):
+            plotting.append(c["id"])
+        if "hide-input" in c.get("metadata", {}).get("tags", []):
+            folded.append(c["id"])
+    return plotting, folded
+
+
+@pytest.mark.parametrize("form", [PHONE], ids=["390"])
+def test_plotting_cells_are_folded(form, server, browser):
+    """Every plotting cell of more than 8 lines is folded (its code behind a toggle, its figure
+    shown); a tap on the toggle shows the code. book/figures.yml's `fold` sets the tag."""
+    stems = [Path(p).name for p in toc_pages() if re.search(r"/\d\d_", p)]
+    unfolded, unrendered, n_plot, n_folded = [], [], 0, 0
+    for stem in stems:
+        plotting, folded = _plotting_cells(stem)
+        n_plot, n_folded = n_plot + len(plotting), n_folded + len(folded)
+        unfolded += [f"{stem} {cid}" for cid in plotting if cid not in folded]
+        html = (HTML / "book" / f"{stem}.html").read_text()
+        if html.count("cell tag_hide-input") != len(folded):
+            unrendered.append(stem)
+    print(f"{n_plot} plotting cells over 8 lines, {n_folded} cells folded in {len(stems)} chapters")
+    assert n_plot > 10, "the plotting-cell rule finds nothing: check PLOT_LINE"
+    assert not unfolded, f"plotting cells shown unfolded: {unfolded}"
+    assert not unrendered, f"folds not on the built pages (rebuild the book): {unrendered}"
+    # on the page: the folded code is hidden, its figure shown, and a tap shows the code
+    ctx = browser.new_context(**form)
+    p = ctx.new_page()
+    p.goto(f"{server}/book/05_training_trace.html", wait_until="load", timeout=NAV_TIMEOUT)
+    cell = p.locator("main .cell.tag_hide-input").first
+    code, figure = cell.locator(".cell_input pre"), cell.locator(".cell_output img")
+    cell.scroll_into_view_if_needed()
+    assert not code.is_visible() and figure.first.is_visible(), "fold hides the wrong part"
+    toggle = cell.locator("summary")
+    assert toggle.bounding_box()["height"] >= 24, "the toggle is under 24 px high"
+    toggle.tap()
+    p.wait_for_timeout(200)
+    assert code.is_visible(), "tapping the toggle did not show the code"
+    ctx.close()
+
+
+# --- chapter 4's explorer: where a reader finds it, and its colours ---------------------------
+
+
+def test_chapter_4_explorer_is_found(server, browser):
+    """The intro and chapter 4's overview link to the explorer, which sits after the two-class
+    section (not at the chapter's end, where it was at 85% of the page)."""
+    for page in ("intro", "04_toy_foliations"):
+        html = (HTML / "book" / f"{page}.html").read_text()
+        assert 'href="04_toy_foliations.html#fx-explorer"' in html or (
+            page == "04_toy_foliations" and 'href="#fx-explorer"' in html
+        ), f"{page} does not link to the explorer"
+    ctx = browser.new_context(**LAPTOP)
+    p = ctx.new_page()
+    p.goto(f"{server}/book/04_toy_foliations.html", wait_until="load", timeout=NAV_TIMEOUT)
+    where = p.evaluate(
+        """() => {
+      const main = document.querySelector('main').getBoundingClientRect();
+      const top = e => (e.getBoundingClientRect().top - main.top) / main.height;
+      const h2 = Array.from(document.querySelectorAll('main h2'));
+      const three = h2.find(h => /Three classes/.test(h.textContent));
+      const overview = document.querySelector('#overview');
+      return {explorer: top(document.querySelector('#fx-root')), three: top(three),
+              fromOverview: !!(overview && overview.querySelector('a[href="#fx-explorer"]'))};
+    }"""
+    )
+    ctx.close()
+    print(f"chapter 4's explorer at {where['explorer']:.0%} of the page")
+    assert where["fromOverview"], "the overview does not link to the explorer"
+    assert where["explorer"] < where["three"] and where["explorer"] < 0.6, where
+
+
+def _luminance(rgb: tuple[float, ...]) -> float:
+    def lin(c):
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a, b) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def _rgb(css: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in re.findall(r"[\d.]+", css)[:3])
+
+
+def test_explorer_colours_in_dark_mode_and_three_blobs(explorer_page, browser):
+    """In dark mode every legend key stands out from the page (the black "leaf" key has a light
+    casing); the ker G key's colour is on the segment and in no class's
+    colour of the three-blobs picture (it was a class's colour there)."""
+    ctx, p, outside, errors = _open_explorer(browser, explorer_page, LAPTOP["viewport"])
+    p.evaluate("document.body.style.background = 'rgb(18, 18, 18)'")  # the theme's dark page
+    keys = p.evaluate(
+        """() => Array.from(document.querySelectorAll('#fx-root .fx-legend i')).map(i => {
+      const s = getComputedStyle(i);
+      return {fill: s.backgroundColor, rings: s.boxShadow.match(/rgba?\\([^)]*\\)/g) || [],
+              text: i.parentElement.textContent};
+    })"""
+    )
+    page = (18, 18, 18)
+    for k in keys:
+        best = max(
+            [_contrast(_rgb(k["fill"]), page)] + [_contrast(_rgb(r), page) for r in k["rings"]]
+        )
+        assert best >= 3, f"legend key {k} vanishes on a dark page (contrast {best:.1f})"
+    # pixels of the plane within an RGB distance of 40 from the ker G key's colour
+    kernel = _rgb(next(k["fill"] for k in keys if k["text"].startswith("ker G")))
+    count = """(rgb) => {
+      const c = document.querySelector('#fx-root .fx-plane');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let k = 0; k < d.length; k += 4) {
+        const e = (d[k] - rgb[0]) ** 2 + (d[k + 1] - rgb[1]) ** 2 + (d[k + 2] - rgb[2]) ** 2;
+        if (e < 1600) n++;
+      }
+      return n;
+    }"""
+    p.evaluate("window.foliationExplorer.point(-1.5, 0.5)")  # two moons: a leaf and ker G
+    p.evaluate("window.foliationExplorer.finish()")
+    on_segment = p.evaluate(count, list(kernel))
+    # three blobs, no point: classes and regions only (in 2-D with 3 classes ker G is {0})
+    p.evaluate("window.foliationExplorer.select('blobs2d', null)")
+    p.evaluate("window.foliationExplorer.finish()")
+    in_classes = p.evaluate(count, list(kernel))
+    ctx.close()
+    print(f"ker G colour {kernel}: {on_segment} px on the moons' segment, {in_classes} px in blobs")
+    assert on_segment > 50, "the ker G segment is not drawn in its legend's colour"
+    assert in_classes < 20, f"the three blobs' picture uses ker G's colour ({in_classes} px)"
+    assert not outside and not errors, (outside[:3], errors[:3])
+
+
+# --- numbers: per chapter, and the paper's visibly the paper's -------------------------------
+
+
+def test_numbers_restart_per_chapter_and_name_other_chapters():
+    """In every chapter each kind of numbered box (Fig., Definition, Theorem, Exercise, ...) is
+    numbered 1, 2, ... in page order (book/_ext/numbers_per_chapter.py; chapter 2 opened with
+    Exercise 8); a box title that quotes a number of the paper ("3.1") says it is the paper's;
+    a reference to a box of another chapter says which chapter ("Definition 1 of chapter 2"),
+    one to a box of its own page does not."""
+    from html import unescape
+
+    pages = [p for p in toc_pages() if p.startswith("book/")]
+    if not (HTML / f"{pages[0]}.html").is_file():
+        pytest.skip("the book is not built: run `python tools/build_book.py` first")
+    bad, n_other, n_boxes = [], 0, 0
+    for page in pages:
+        html = (HTML / f"{page}.html").read_text()
+        stem = Path(page).name
+        chapter = re.match(r"(\d\d)_", stem)
+        if chapter:
+            seen: dict[str, list[int]] = {}
+            for kind, k in re.findall(r'class="caption-number">([A-Z][a-z]+\.?) (\d+)', html):
+                seen.setdefault(kind, []).append(int(k))
+            for kind, ks in seen.items():
+                n_boxes += len(ks)
+                if ks != list(range(1, len(ks) + 1)):
+                    bad.append(f"{stem}: {kind} numbered {ks[:6]}")
+            for title in re.findall(
+                r'<p class="admonition-title"><span class="caption-number">[^<]*</span>(.*?)</p>',
+                html,
+            ):
+                title = unescape(re.sub(r"<[^>]+>", "", title))
+                if re.search(r"\b\d+\.\d+\b|\b[A-Z]\.\d+\b", title) and "paper" not in title:
+                    bad.append(
+                        f"{stem}: a box quotes the paper's number without saying so: {title}"
+                    )
+        for href, text in re.findall(
+            r'<a class="reference internal" href="([^"]*)">([^<]*)</a>', html
+        ):
+            text = " ".join(unescape(text).split())
+            if not re.match(r"[A-Z][a-z]+\.? \d+\b", text):
+                continue
+            target = href.split("#", 1)[0]
+            other = re.match(r"(?:\.\./book/)?(\d\d)_\w+\.html$", target)
+            if other and target != f"{stem}.html":
+                n_other += 1
+                if not text.endswith(f"of chapter {int(other.group(1))}"):
+                    bad.append(f"{stem}: {text!r} links to {href}")
+            elif href.startswith("#") and "of chapter" in text:
+                bad.append(f"{stem}: {text!r} names a chapter for a box on its own page")
+    print(f"{n_boxes} numbered boxes and figures; {n_other} references to other chapters' boxes")
+    assert n_other > 20 and n_boxes > 100, "the patterns find nothing: check the HTML"
+    assert not bad, bad[:5]
+
+
+def test_wide_displayed_formulas_show_that_they_scroll(server, browser):
+    """At 390 px a displayed formula wider than the column scrolls sideways with a hint (a
+    shadow at the cut edge, from book.css) and takes the keyboard focus, so that the arrow keys
+    scroll it (book.js gives it tabindex 0; Chromium also focuses scrollable boxes by itself,
+    so only the shadow's removal fails this test there)."""
+    ctx = browser.new_context(**PHONE)
+    p = ctx.new_page()
+    found = {}
+    for page in ("book/08_horizontal_paths", "book/errata", "book/02_frobenius"):
+        p.goto(f"{server}/{page}.html", wait_until="networkidle", timeout=NAV_TIMEOUT)
+        _settled(p)
+        found = p.evaluate(
+            """() => {
+          const m = Array.from(document.querySelectorAll('main mjx-container[display="true"]'))
+            .find(m => m.offsetParent !== null && m.scrollWidth > m.clientWidth + 20);
+          if (!m) return {};
+          m.id = 'wide-formula';
+          const s = getComputedStyle(m);
+          return {page: location.pathname, overflow: s.overflowX, tabindex: m.tabIndex,
+                  hint: s.backgroundImage, scrolls: m.classList.contains('scrolls'),
+                  over: m.scrollWidth - m.clientWidth};
+        }"""
+        )
+        if found:
+            break
+    assert found, "no displayed formula is wider than a phone's column: pick another page"
+    formula = p.locator("#wide-formula")
+    formula.scroll_into_view_if_needed()
+    formula.focus()
+    for _ in range(5):
+        p.keyboard.press("ArrowRight")
+    p.wait_for_timeout(200)
+    moved = formula.evaluate("m => m.scrollLeft")
+    ctx.close()
+    print(
+        f"{found['page']}: a displayed formula {found['over']} px wider than its box; "
+        f"arrow keys scrolled it {moved} px"
+    )
+    assert found["overflow"] == "auto" and found["scrolls"] and found["tabindex"] == 0, found
+    assert found["hint"].count("radial-gradient") == 2, f"no shadow at the cut edge: {found}"
+    assert moved > 0, "the arrow keys did not scroll the formula"
