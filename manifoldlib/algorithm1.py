@@ -208,16 +208,6 @@ class Algorithm1Result:
     record_steps: torch.Tensor
     distances: torch.Tensor
 
-    @property
-    def steps(self) -> torch.Tensor:
-        """``steps_taken`` under its old name: read-only; kept only while a chapter uses it.
-
-        ``book/10_noisy_leaves.ipynb`` (its budget paths) reads ``res.steps``; the scripts
-        and tests use ``steps_taken``. Not to be confused with ``PathResult.steps`` (record
-        step indices).
-        """
-        return self.steps_taken
-
 
 def _per_path(value: object, b: int, name: str) -> list:
     if isinstance(value, (list, tuple)) and not (name == "clamp" and len(value) == 2 and b != 2):
