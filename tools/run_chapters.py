@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTEST = shutil.which("pytest") or "pytest"
 #: The kernel sets (README, "On your machine"); ``threads`` None keeps torch's default.
 STAGES: dict[str, dict[str, str]] = {
-    "default": {},
+    # Torch's default thread count (2 here), but idle OpenMP threads sleep instead of spinning:
+    # a 2-thread chapter next to another job spun so hard that chapter 7 took 900 s, not 80.
+    "default": {"OMP_WAIT_POLICY": "PASSIVE"},
     "sse4": {
         "ATEN_CPU_CAPABILITY": "default",
         "ONEDNN_MAX_CPU_ISA": "SSE41",
