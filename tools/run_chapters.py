@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,23 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     done: list[Job] = []
     try:
+        # The pool starts jobs in submission order (longest first), two at a time.
         with ThreadPoolExecutor(max_workers=args.workers) as pool:
-            queue = list(jobs)
-            running: set[Future] = set()
-            while queue or running:
-                while queue and len(running) < args.workers:
-                    job = queue.pop(0)
-                    running.add(pool.submit(run_job, job, *places[job.stage], log_dir))
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    job = fut.result()
-                    done.append(job)
-                    status = "passed" if job.returncode == 0 else f"FAILED ({job.returncode})"
-                    print(
-                        f"[{time.perf_counter() - t0:6.0f}s] {job.stage:7s} {job.chapter:45s}"
-                        f" {job.seconds:6.1f}s {status}",
-                        flush=True,
-                    )
+            futures = [pool.submit(run_job, job, *places[job.stage], log_dir) for job in jobs]
+            for fut in as_completed(futures):
+                job = fut.result()
+                done.append(job)
+                status = "passed" if job.returncode == 0 else f"FAILED ({job.returncode})"
+                print(
+                    f"[{time.perf_counter() - t0:6.0f}s] {job.stage:7s} {job.chapter:45s}"
+                    f" {job.seconds:6.1f}s {status}",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     failed = [j for j in done if j.returncode != 0]
