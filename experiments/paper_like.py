@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
-from experiments.records import load_model, sha256_file
+from experiments.records import RunRecord, load_model, sha256_file, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 from manifoldlib.training import model_checkpoint
 
@@ -144,7 +144,9 @@ def summarise(
 
 def part_algorithm1(args: argparse.Namespace) -> None:
     """Algorithm 1, three projections, 16 pairs, fixed budget; see the module docstring."""
+    record = RunRecord.start()
     data, epoch, config, model = setup(args.model)
+    record.checkpoint(args.model, config, epoch)
     pairs = chapter8_pairs(args.pairs)
     src_idx = [q["source_index"] for q in pairs]
     with torch.no_grad():
@@ -190,7 +192,7 @@ def part_algorithm1(args: argparse.Namespace) -> None:
         t = int(steps[-1])
         if t == args.time_steps:
             meta["seconds_first_steps"] = round(time.time() - t0, 1)
-            meta_path.write_text(json.dumps(meta, indent=1))
+            write_json(meta_path, meta, record)
         if t % 500 == 0:
             save(steps, dists)
 
@@ -243,13 +245,15 @@ def part_algorithm1(args: argparse.Namespace) -> None:
     meta["run_time_s"] = round(time.time() - t0, 1)
     meta["cpu_s"] = round(time.process_time(), 1)
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    meta_path.write_text(json.dumps(meta, indent=1))
+    write_json(meta_path, meta, record)
     print(f"{tag}: {meta['run_time_s']} s")
 
 
 def part_across(args: argparse.Namespace) -> None:
     """Chapter 7's paths across the leaves at the paper's step and length."""
+    record = RunRecord.start()
     data, epoch, config, model = setup(args.model)
+    record.checkpoint(args.model, config, epoch)
     meta = run_record(args.model, config, epoch)
     gen = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
@@ -289,7 +293,7 @@ def part_across(args: argparse.Namespace) -> None:
             "cpu_s": round(time.process_time(), 1),
         }
     )
-    (RESULTS / f"paper_like_across_{args.model}.json").write_text(json.dumps(meta, indent=1))
+    write_json(RESULTS / f"paper_like_across_{args.model}.json", meta, record)
     print(f"across {args.model}: kept {sum(kept_every)}/{len(kept_every)}, {meta['run_time_s']} s")
 
 
