@@ -69,9 +69,15 @@ def _git(*args: str) -> str | None:
 
 
 def git_state() -> tuple[str | None, bool | None]:
-    """The commit of the checkout (full SHA) and whether tracked files differ from it."""
+    """The commit of the checkout (full SHA) and whether tracked files differ from it.
+
+    Files under ``experiments/results/`` do not count: a run rewrites its own (tracked)
+    results files while it runs, and runs beside each other rewrite theirs.
+    """
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", ".", ":!experiments/results"
+    )
     return commit, (None if status is None else bool(status))
 
 
@@ -110,12 +116,25 @@ class RunRecord:
     started_utc: str
     wall0: float
     cpu0: float
+    commit: str | None = None
+    dirty: bool | None = None
     checkpoints: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(cls) -> RunRecord:
-        """Start the clocks (wall and this process's CPU time)."""
-        return cls(started_utc=_utc(), wall0=time.perf_counter(), cpu0=time.process_time())
+        """Start the clocks (wall and this process's CPU time) and read the checkout's state.
+
+        The commit and dirty flag are those at the start: the code a run imports is the code of
+        that moment, and a long run may outlive several commits of the checkout it runs in.
+        """
+        commit, dirty = git_state()
+        return cls(
+            started_utc=_utc(),
+            wall0=time.perf_counter(),
+            cpu0=time.process_time(),
+            commit=commit,
+            dirty=dirty,
+        )
 
     def checkpoint(self, name: str, config: ml.TrainConfig, epoch: int) -> None:
         """Record the SHA-256 of the weights of ``config`` at ``epoch`` (if present).
@@ -129,12 +148,11 @@ class RunRecord:
 
     def finish(self) -> dict:
         """The record, with the end time and the wall and CPU seconds so far."""
-        commit, dirty = git_state()
         return {
             "schema": SCHEMA,
             "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-            "commit": commit,
-            "dirty": dirty,
+            "commit": self.commit,
+            "dirty": self.dirty,
             "torch": torch.__version__,
             "manifoldlib": ml.__version__,
             "python": platform.python_version(),

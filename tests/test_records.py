@@ -32,6 +32,31 @@ def test_record_has_the_one_schema_and_real_values(tmp_path):
     assert r["started_utc"] <= r["finished_utc"]
 
 
+def test_record_keeps_the_checkout_state_of_its_start(tmp_path, monkeypatch):
+    # A long run outlives commits of its checkout: its record names the code it imported,
+    # i.e. the state at the start. Mutation: reading git_state() in finish() fails this.
+    states = iter([("a" * 40, False), ("b" * 40, True)])
+    monkeypatch.setattr(records, "git_state", lambda: next(states))
+    rec = records.RunRecord.start()
+    r = rec.finish()
+    assert (r["commit"], r["dirty"]) == ("a" * 40, False)
+
+
+def test_dirty_flag_ignores_the_runs_own_results_files(monkeypatch):
+    # A run rewrites its tracked results files while it runs (and runs beside it theirs): they
+    # must not make the checkout "dirty". Mutation: dropping the pathspec fails this.
+    seen = []
+
+    def fake_git(*args):
+        seen.append(args)
+        return "" if args[0] == "status" else "c" * 40
+
+    monkeypatch.setattr(records, "_git", fake_git)
+    assert records.git_state() == ("c" * 40, False)
+    status = next(a for a in seen if a[0] == "status")
+    assert ":!experiments/results" in status
+
+
 def test_checkpoint_hash_is_the_files_sha256(tmp_path):
     import hashlib
 
