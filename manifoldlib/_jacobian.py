@@ -24,6 +24,14 @@ Functions, by what they return:
 - :func:`kernel_norms`: ``||v - P v||``, the part of each vector across the leaf;
 - :func:`logprob_brackets`: Lie brackets of the fields ``grad log p_i`` (second derivatives).
 
+And every derivative in the parameters ``w`` (the Fisher matrix, the parameter-space fields of
+the Remark of §3), with the parameters flattened in the order of ``model.named_parameters()``:
+
+- :func:`weight_log_probs_fn`: ``w -> log p(y|x, w)`` as a function of the flat vector ``w``
+  (for second derivatives in ``w``);
+- :func:`weight_score_jacobian`: ``dS/dw`` ``(B, C, d)`` per sample (``torch.func.jacrev``
+  under ``vmap``: one reverse pass per class for the whole batch, not one per sample and class).
+
 Introduced in the chapter "Computing it fast".
 """
 
@@ -54,6 +62,8 @@ __all__ = [
     "metric_factor",
     "project",
     "tangent_coordinates",
+    "weight_log_probs_fn",
+    "weight_score_jacobian",
     "work_dtype",
     "metric_gram",
     "symmetric_gram",
@@ -587,3 +597,66 @@ def logprob_brackets(
         hv = _hvp_products(grads, xg, needed)
     out = [hv[(j, i)] - hv[(i, j)] for i, j in pair_list]
     return torch.stack(out, 1).detach()
+
+
+def _trainable(model: nn.Module) -> tuple[dict, dict, dict]:
+    """The trainable parameters, the frozen ones and the buffers, detached, by name."""
+    params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    if not params:
+        raise ValueError("model has no trainable parameters: the parameter space is empty")
+    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
+    return params, frozen, dict(model.named_buffers())
+
+
+def weight_log_probs_fn(
+    model: nn.Module, x: torch.Tensor
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+    """``w -> log p(y|x, w)`` ``(B, C)`` of the flat trainable-parameter vector, and ``w`` now.
+
+    Args:
+        model: classifier returning scores ``(B, C)``, in eval mode.
+        x: inputs ``(B, *input_shape)``.
+
+    Returns:
+        The function (differentiable in ``w``) and the current ``w`` ``(d,)``, detached.
+    """
+    from torch.func import functional_call
+
+    params, frozen, buffers = _trainable(model)
+    names = list(params)
+    shapes = [t.shape for t in params.values()]
+    sizes = [t.numel() for t in params.values()]
+    w0 = torch.cat([t.flatten() for t in params.values()])
+    with torch.no_grad():
+        forward_scores(model, x)  # the model contract, checked once
+
+    def logp(w: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(w, sizes)
+        named = {k: t.view(sh) for k, t, sh in zip(names, parts, shapes, strict=True)}
+        return F.log_softmax(functional_call(model, {**named, **frozen, **buffers}, (x,)), dim=1)
+
+    return logp, w0
+
+
+def weight_score_jacobian(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample Jacobian of the scores in the trainable parameters, and ``log p``.
+
+    Args:
+        model: classifier returning scores ``(B, C)``, in eval mode.
+        x: inputs ``(B, *input_shape)``.
+
+    Returns:
+        ``(B, C, d)`` Jacobian (parameters flattened in ``named_parameters()`` order) and
+        ``(B, C)`` log-probabilities (detached).
+    """
+    from torch.func import functional_call, jacrev, vmap
+
+    params, frozen, buffers = _trainable(model)
+
+    def scores_one(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, {**p, **frozen, **buffers}, (xi.unsqueeze(0),)).squeeze(0)
+
+    with torch.enable_grad():
+        logp = forward_log_probs(model, x).detach()
+        jac = vmap(jacrev(scores_one), in_dims=(None, 0))(params, x)
+    return torch.cat([jac[k].flatten(2) for k in params], dim=2), logp

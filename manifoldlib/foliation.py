@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import _jacobian as _jac
@@ -137,38 +136,13 @@ def involutivity_residual(
 # --- Parameter space (Remark of section 3) -------------------------------------------------
 
 
-def _param_logp_fn(model: nn.Module, x: torch.Tensor):
-    """A function of the flat parameter vector w -> log p(y|x, w), (B, C), and w itself."""
-    from torch.func import functional_call
-
-    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
-    if not named:
-        raise ValueError("model has no trainable parameters: the parameter space is empty")
-    names = [k for k, _ in named]
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
-    buffers = dict(model.named_buffers())
-    w0 = torch.cat([p.detach().flatten() for _, p in named])
-    with torch.no_grad():
-        _jac.forward_scores(model, x)  # the model contract, checked once
-
-    def logp(w: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(w, sizes)
-        params = {k: t.view(s) for k, t, s in zip(names, parts, shapes, strict=True)}
-        scores = functional_call(model, {**params, **frozen, **buffers}, (x,))
-        return F.log_softmax(scores, dim=1)
-
-    return logp, w0
-
-
 def _param_logp(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The flat parameter vector ``w`` (requiring grad) and ``log p(y|x, w)``, ``(B, C)``.
 
     Call under ``torch.enable_grad()``: ``log p`` keeps its graph to ``w`` for the callers'
     first and second derivatives in parameter space.
     """
-    fn, w0 = _param_logp_fn(model, x)
+    fn, w0 = _jac.weight_log_probs_fn(model, x)
     w = w0.clone().requires_grad_(True)
     return w, fn(w)
 
@@ -190,15 +164,9 @@ def parameter_gradient_fields(model: nn.Module, x: torch.Tensor) -> torch.Tensor
     Introduced in the chapter "Why ReLU networks foliate, region by region".
     """
     check_input(model, x)
-    with eval_mode(model), torch.enable_grad():
-        w, logp = _param_logp(model, x)
-        b, c = logp.shape
-        rows = [
-            torch.autograd.grad(logp[s, k], w, retain_graph=True)[0]
-            for s in range(b)
-            for k in range(c)
-        ]
-    return torch.stack(rows).reshape(b, c, -1)
+    with eval_mode(model):
+        jac, logp = _jac.weight_score_jacobian(model, x)
+    return _jac.logprob_rows(jac, logp)
 
 
 def _check_field_pairs(

@@ -457,24 +457,9 @@ def local_data_matrix(
 
 
 def _fisher_factor(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, C-1, d) factor of F(x, w) for each sample, from the score Jacobian (torch.func)."""
-    from torch.func import functional_call, jacrev, vmap
-
-    names = [k for k, p in model.named_parameters() if p.requires_grad]
-    if not names:
-        raise ValueError("model has no trainable parameters: the local Fisher matrix is empty")
-    params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
-    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
-    buffers = dict(model.named_buffers())
-
-    def scores_one(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, {**p, **frozen, **buffers}, (xi.unsqueeze(0),)).squeeze(0)
-
-    with torch.enable_grad():
-        logp = _jac.forward_log_probs(model, x).detach()
-        jac = vmap(jacrev(scores_one), in_dims=(None, 0))(params, x)
-    flat = torch.cat([jac[k].flatten(2) for k in names], dim=2)
-    return _jac.metric_coefficients(logp).to(flat.dtype) @ flat
+    """(B, C-1, d) factor of F(x, w) for each sample, from the weight score Jacobian."""
+    jac, logp = _jac.weight_score_jacobian(model, x)
+    return _jac.metric_coefficients(logp).to(jac.dtype) @ jac
 
 
 def local_fisher_lowrank(model: nn.Module, x: torch.Tensor) -> LowRankPSD:

@@ -4,7 +4,8 @@ One sample at a time, dense matrices, SVDs: nothing shared with the library's co
 
 - :func:`ref_jacobian`: per-sample Jacobian of ``log_softmax(model(x))`` (autograd);
 - :func:`ref_G`, :func:`ref_fisher`: the dense local data matrix (eq. 6) and Fisher matrix
-  (eq. 5);
+  (eq. 5); :func:`ref_parameter_jacobian`, :func:`ref_parameter_log_prob_fn`: derivatives in
+  the parameters ``w``, one sample and class at a time, and ``log p`` as a function of ``w``;
 - :func:`row_basis`, :func:`ref_tangent_projector`: an orthonormal basis of
   ``D_x = span{grad log p_i}`` and the dense orthogonal projector on it, from an SVD;
 - :func:`ref_trace`: ``Tr G`` by eq. (11);
@@ -23,6 +24,8 @@ __all__ = [
     "ref_fisher",
     "ref_jacobian",
     "ref_kernel_residual",
+    "ref_parameter_jacobian",
+    "ref_parameter_log_prob_fn",
     "ref_tangent_projector",
     "ref_trace",
     "row_basis",
@@ -44,8 +47,11 @@ def ref_G(model, x):
     return torch.einsum("bi,bin,bim->bnm", p, jac, jac)
 
 
-def ref_fisher(model, x):
-    """``(B, d, d)`` dense local Fisher matrix over the trainable parameters."""
+def ref_parameter_jacobian(model, x):
+    """``(B, C, d)`` ``grad_w log p_i(y|x_b, w)``, one sample and one class at a time (autograd).
+
+    Trainable parameters flattened in ``model.named_parameters()`` order.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     out = []
     for xi in x:
@@ -54,10 +60,40 @@ def ref_fisher(model, x):
         for i in range(logp.shape[0]):
             g = torch.autograd.grad(logp[i], params, retain_graph=True)
             rows.append(torch.cat([t.flatten() for t in g]))
-        jac = torch.stack(rows)
-        p = logp.exp().detach()
-        out.append(jac.T @ torch.diag(p) @ jac)
+        out.append(torch.stack(rows))
     return torch.stack(out)
+
+
+def ref_parameter_log_prob_fn(model, x):
+    """``w -> log p(y|x, w)`` ``(B, C)`` of the flat trainable parameters, and ``w`` now.
+
+    The model is copied and its parameters replaced by views of ``w`` (no ``torch.func``).
+    """
+    import copy
+
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    w0 = torch.cat([p.detach().flatten() for k, p in model.named_parameters() if k in names])
+
+    def fn(w):
+        m = copy.deepcopy(model)
+        at = 0
+        for k in names:
+            mod_name, _, attr = k.rpartition(".")
+            mod = m.get_submodule(mod_name) if mod_name else m
+            old = getattr(mod, attr)
+            delattr(mod, attr)
+            setattr(mod, attr, w[at : at + old.numel()].view(old.shape))
+            at += old.numel()
+        return F.log_softmax(m(x), 1)
+
+    return fn, w0
+
+
+def ref_fisher(model, x):
+    """``(B, d, d)`` dense local Fisher matrix over the trainable parameters."""
+    jac = ref_parameter_jacobian(model, x)
+    p = F.softmax(model(x), 1).detach()
+    return torch.einsum("bi,bin,bim->bnm", p, jac, jac)
 
 
 def row_basis(rows, rtol=1e-10):
