@@ -177,7 +177,7 @@ def record(out: str) -> None:
         )
         rec[f"{name}/a1_budget_rows"] = list(rows3)
         q = torch.softmax(torch.randn(b, model(xs).shape[1], generator=g, dtype=torch.float64), 1)
-        rec[f"{name}/geo"] = asdict(ml.geodesics.leaf_geodesic(model, xs, q, steps=6))
+        rec[f"{name}/geo"] = asdict(ml.riemannian.leaf_geodesic(model, xs, q, steps=6))
         rec[f"{name}/off"] = ml.off_leaf_fraction(model, xs, direction)
     torch.save(rec, out)
     print("saved", len(rec), "records to", out)

@@ -4,7 +4,7 @@ For each pair of test images (different classes): run Algorithm 1 (alpha = 0.1, 
 the pixel range, 300 steps: path length at most 30) from the source towards the target and
 take the point where it ends; lift the Fisher-Rao great circle from the source's prediction
 to that end point's prediction to the leaf through the source
-(``manifoldlib.geodesics.leaf_geodesic``, 48 steps), without a clamp ("free") and with one
+(``manifoldlib.riemannian.leaf_geodesic``, 48 steps), without a clamp ("free") and with one
 ("clamped"); and lift, without a clamp, the great circle all the way to the target image's
 own prediction ("target"). One row per pair in ``experiments/results/leaf_geodesics.csv``:
 G-lengths of the path and of the lifts, the Fisher-Rao distance ``2 arccos sum sqrt(p q)``
@@ -27,7 +27,7 @@ import torch
 import manifoldlib as ml
 from experiments.pairs import choose_pairs as draw_pairs
 from experiments.records import RunRecord, write_csv, write_json
-from manifoldlib.geodesics import leaf_geodesic, sphere_embedding
+from manifoldlib.riemannian import leaf_geodesic, sphere_embedding
 
 OUT = Path(__file__).parent / "results"
 

@@ -43,7 +43,6 @@ _EAGER = (
     "riemannian",
     "ood",
     "denoise",
-    "geodesics",
     "algorithm1",
 )
 #: Public modules with a heavy optional dependency, imported on first use of the module or of

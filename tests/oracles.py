@@ -6,6 +6,8 @@ One sample at a time, dense matrices, SVDs: nothing shared with the library's co
 - :func:`ref_G`, :func:`ref_fisher`: the dense local data matrix (eq. 6) and Fisher matrix
   (eq. 5); :func:`ref_parameter_jacobian`, :func:`ref_parameter_log_prob_fn`: derivatives in
   the parameters ``w``, one sample and class at a time, and ``log p`` as a function of ``w``;
+- :func:`ref_metric_quadratic`: ``v^T G v`` with the dense ``G = J_p^T F J_p`` (the Fisher
+  metric ``F = diag(1/p)`` of the simplex pulled back by the Jacobian of ``x -> p``);
 - :func:`row_basis`, :func:`ref_tangent_projector`: an orthonormal basis of
   ``D_x = span{grad log p_i}`` and the dense orthogonal projector on it, from an SVD;
 - :func:`ref_trace`: ``Tr G`` by eq. (11);
@@ -24,6 +26,7 @@ __all__ = [
     "ref_fisher",
     "ref_jacobian",
     "ref_kernel_residual",
+    "ref_metric_quadratic",
     "ref_parameter_jacobian",
     "ref_parameter_log_prob_fn",
     "ref_tangent_projector",
@@ -45,6 +48,23 @@ def ref_G(model, x):
     jac = ref_jacobian(model, x).flatten(2)
     p = F.softmax(model(x), 1).detach()
     return torch.einsum("bi,bin,bim->bnm", p, jac, jac)
+
+
+def ref_metric_quadratic(model, x, v):
+    """``(B,)`` ``v^T J_p^T diag(1/p) J_p v`` in float64, one sample at a time.
+
+    ``J_p`` is the Jacobian of ``softmax(model(x))`` (autograd on the probabilities, not on
+    their logarithm), ``diag(1/p)`` the Fisher metric of the categorical distributions; the
+    dense ``n x n`` matrix is formed and contracted with ``v``.
+    """
+    out = []
+    for xi, vi in zip(x.double(), v.double(), strict=True):
+        jp = jacobian(lambda z: F.softmax(model(z.unsqueeze(0)), 1)[0], xi).flatten(1)  # (C, n)
+        p = F.softmax(model(xi.unsqueeze(0)), 1)[0].detach()
+        dense = jp.T @ torch.diag(1.0 / p) @ jp  # (n, n)
+        w = vi.flatten()
+        out.append(w @ dense @ w)
+    return torch.stack(out)
 
 
 def ref_parameter_jacobian(model, x):

@@ -86,7 +86,7 @@ TAKES_A_MODEL = {
     "energy_score": lambda m, x: ml.ood.energy_score(m, x),
     "gradnorm_score": lambda m, x: ml.ood.gradnorm_score(m, x),
     "penultimate_features": lambda m, x: ml.ood.penultimate_features(m, x),
-    "leaf_geodesic": lambda m, x: ml.geodesics.leaf_geodesic(m, x, _probs(m, x), steps=2).points,
+    "leaf_geodesic": lambda m, x: ml.riemannian.leaf_geodesic(m, x, _probs(m, x), steps=2).points,
     "algorithm1_paths": lambda m, x: (
         ml.algorithm1.algorithm1_paths(m, x, _like(x), clamp_on=False, max_steps=2).final
     ),

@@ -30,7 +30,7 @@ def _calls():
             m, x, d, steps=5, clamp=(-1.0, 1.0), progress=False
         ),
         "leaf_projection": lambda m, x, d: ml.leaf_projection(m, x, d, max_steps=5),
-        "leaf_geodesic": lambda m, x, d: ml.geodesics.leaf_geodesic(
+        "leaf_geodesic": lambda m, x, d: ml.riemannian.leaf_geodesic(
             m, x, torch.softmax(m(d), 1).detach(), steps=5
         ),
         "algorithm1_paths": lambda m, x, d: algorithm1_paths(
