@@ -134,7 +134,7 @@ def all_scores(model, data, x, train_feats, fit, gen):
     """Every score of the chapter for images ``x`` (larger = more out-of-distribution)."""
     idx, dist = ml.leaf.nearest_neighbours(x, data.train_x)
     anchors = data.train_x[idx]
-    r1 = ml.leaf.tangent_residual(model, anchors, x)
+    r1 = ood.tangent_residual(model, anchors, x)
     feats = ood.penultimate_features(model, x)
     k = len(data.classes) - 1  # C - 1 = dim D_x
     random_q = ood.random_subspace_basis(len(x), x[0].numel(), k, generator=gen)
@@ -143,7 +143,7 @@ def all_scores(model, data, x, train_feats, fit, gen):
         "leaf distance r1": r1,
         "off-leaf share": r1 / dist,
         "pixel NN distance": dist,
-        "MSP": ml.leaf.max_softmax_score(model, x),
+        "MSP": ood.max_softmax_score(model, x),
         "energy": ood.energy_score(model, x),
         "GradNorm": ood.gradnorm_score(model, x),
         "Mahalanobis": ood.mahalanobis_score(feats, fit),
@@ -195,7 +195,7 @@ def run_seed(
         s_out = all_scores(model, data, x, train_feats, fit, gen)
         ref = "leaf distance r1"
         for score in s_in:
-            test = ood.delong_test(s_in[ref], s_out[ref], s_in[score], s_out[score])
+            test = ml.stats.delong_test(s_in[ref], s_out[ref], s_in[score], s_out[score])
             area, low, high = ml.stats.auroc_interval(s_in[score], s_out[score])
             rows.append(
                 {
@@ -206,7 +206,7 @@ def run_seed(
                     "auroc": f"{area:.4f}",
                     "auroc_low": f"{low:.4f}",
                     "auroc_high": f"{high:.4f}",
-                    "fpr95": f"{ood.fpr_at_tpr(s_in[score], s_out[score]):.4f}",
+                    "fpr95": f"{ml.stats.fpr_at_tpr(s_in[score], s_out[score]):.4f}",
                     "diff_vs_r1": f"{test.difference:.4f}",
                     "se_vs_r1": f"{test.std_error:.4f}",
                     "p_vs_r1": f"{test.p_value:.3g}",
