@@ -106,6 +106,8 @@ def test_knn_feature_score_against_sorting():
     for k in (1, 3):
         ref = torch.stack([(qi - bn).norm(dim=1).sort().values[k - 1] for qi in qn])
         torch.testing.assert_close(ood.knn_feature_score(q, bank, k=k), ref, atol=1e-5, rtol=1e-5)
+        chunked = ood.knn_feature_score(q, bank, k=k, chunk=3)  # the distance helper's chunks
+        torch.testing.assert_close(chunked, ref, atol=1e-5, rtol=1e-5)
     # Scale-free: rescaling features does not change the score.
     torch.testing.assert_close(ood.knn_feature_score(3 * q, bank), ood.knn_feature_score(q, bank))
 
