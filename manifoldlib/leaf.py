@@ -1,4 +1,4 @@
-"""The paper's "data leaf" put to work: path statistics, out-of-distribution scores, denoising.
+"""The paper's "data leaf" put to work: moving off it, anchors on it, projecting on it.
 
 The paper (§4.3 and §6) conjectures that all valid data lie on one leaf of the foliation, the
 *data leaf*, that other leaves hold noisy images, and proposes two uses it never tried: the
@@ -8,23 +8,18 @@ do not glue into leaves across region faces, so the objects computed here are na
 they are (book/03 and book/19): leaf pieces, horizontal paths and, for what paths can reach,
 orbits. This module holds what the chapters of Part III need:
 
-- moving off, anchoring, measuring: :func:`across_leaves_noise` (images moved along ker G,
-  off their leaf piece, in short re-projected steps), :func:`noise_dx_share` (its manipulation
-  check: the share of a noise displacement in D, at the clean and at the noisy image),
-  :func:`nearest_neighbours` (anchors: training images), :func:`tangent_residual` (the
-  distance from a point to the anchor's leaf piece continued as the plane ``a + D_a``, one
-  Jacobian) and :func:`leaf_projection` (a horizontal path from an anchor towards a point,
-  and where it stops);
-- scores: :func:`max_softmax_score` (the baseline of Hendrycks & Gimpel, 2017),
-  :func:`log_trace` and :func:`trace_score` (the local trace of G, eq. 11);
+- :func:`across_leaves_noise` (images moved along ker G, off their leaf piece, in short
+  re-projected steps) and :func:`noise_dx_share` (its manipulation check: the share of a noise
+  displacement in D, at the clean and at the noisy image);
+- :func:`nearest_neighbours` (anchors: training images; its distance matrix is the one of
+  ``denoise.knn_denoise`` and of the feature and PCA neighbours in :mod:`manifoldlib.ood`);
+- :func:`leaf_projection` (a horizontal path from an anchor towards a point, and where it
+  stops).
 
-The statistics (Wilson, Clopper-Pearson, AUROC) live in :mod:`manifoldlib.stats`, the image
-utilities (PSNR, blur) in :mod:`manifoldlib.images` and the rendered letters in
-:mod:`manifoldlib.data`.
-
-Convention for every OOD score: **larger means more out-of-distribution**, and
-``auroc(in, out)`` is the probability that an out-of-distribution input scores higher than an
-in-distribution one (ties count one half).
+Every OOD score, the leaf distance ``tangent_residual`` included, lives in
+:mod:`manifoldlib.ood`; the statistics (Wilson, Clopper-Pearson, AUROC, DeLong) in
+:mod:`manifoldlib.stats`, the image utilities (PSNR, blur) in :mod:`manifoldlib.images` and
+the rendered letters in :mod:`manifoldlib.data`.
 
 Introduced in the chapters "How far horizontal paths get between test images" (book/12),
 "Out-of-distribution detection by distance from leaf pieces" (book/13) and "Denoising along
@@ -49,9 +44,6 @@ from ._checks import (
     check_tensor,
     eval_mode,
 )
-
-# The imports marked F401: names that lived here before the split into data, images and
-# stats, kept importable as ``manifoldlib.leaf.<name>``.
 from .paths import Clamp, across_leaves_path, horizontal_path
 
 __all__ = [
@@ -59,104 +51,9 @@ __all__ = [
     "NoiseShare",
     "across_leaves_noise",
     "leaf_projection",
-    "log_trace",
-    "max_softmax_score",
     "nearest_neighbours",
     "noise_dx_share",
-    "tangent_residual",
-    "trace_score",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Scores computed by the model at one point
-# --------------------------------------------------------------------------------------------
-
-
-def max_softmax_score(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch.Tensor:
-    """The maximum-softmax-probability baseline, as an OOD score: ``-max_i p_i(y|x, w)``.
-
-    Hendrycks & Gimpel (2017): a classifier is less confident out of distribution, so the
-    negated top probability is larger there. Forward passes only.
-
-    Args:
-        model: classifier returning scores ``(B, C)``.
-        x: inputs ``(B, *input_shape)``.
-        chunk: inputs per forward pass.
-
-    Returns:
-        ``(B,)`` scores in ``[-1, -1/C]``.
-
-    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
-    """
-    check_input(model, x)
-    check_positive(chunk, "chunk", integer=True)
-    with torch.no_grad(), eval_mode(model):
-        logp = torch.cat([_jac.forward_log_probs(model, c) for c in x.split(chunk)])
-    return -logp.max(dim=1).values.exp()
-
-
-def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch.Tensor:
-    """``log Tr G(x, w)`` for each input, exactly (one Jacobian, no sampling).
-
-    ``Tr G = E_{y~p} ||grad_x log p_y||^2`` (eq. 11): by eq. (8), ``n`` times the mean KL
-    divergence per unit squared step in a random direction, i.e. how strongly the model's
-    output reacts to a move of the input in a random direction.
-
-    Args:
-        model: classifier returning scores ``(B, C)``.
-        x: inputs ``(B, *input_shape)``.
-        chunk: inputs per Jacobian.
-
-    Returns:
-        ``(B,)`` log-traces (the trace is floored at 1e-30 before the log).
-
-    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
-    """
-    check_input(model, x)
-    check_positive(chunk, "chunk", integer=True)
-    traces = []
-    with eval_mode(model):
-        for c in x.split(chunk):
-            jac, logp = _jac.jacobian_of_scores(model, c)
-            factor = _jac.metric_factor(jac, logp)
-            traces.append(factor.double().pow(2).sum(dim=(1, 2)))
-    return torch.cat(traces).clamp_min(1e-30).log().to(x.dtype)
-
-
-def trace_score(
-    model: nn.Module, x: torch.Tensor, reference: torch.Tensor, *, chunk: int = CHUNK
-) -> torch.Tensor:
-    """How atypical the local trace of G is: ``|log Tr G(x) - m| / s``.
-
-    ``m`` is the median and ``s`` the interquartile range / 1.349 (a robust standard
-    deviation) of ``reference``, the log-traces of in-distribution inputs (e.g. training
-    images; see :func:`log_trace`). Two-sided, because nothing in the theory fixes in which
-    direction the trace moves away from the data: near the training images of a partially trained
-    model the trace has a typical size, and an input is suspicious when it is either much
-    more or much less sensitive. Only in-distribution data are used to calibrate it.
-
-    Args:
-        model: classifier returning scores ``(B, C)``.
-        x: inputs ``(B, *input_shape)``.
-        reference: ``(N,)`` log-traces of in-distribution inputs, ``N >= 4``.
-        chunk: inputs per Jacobian.
-
-    Returns:
-        ``(B,)`` scores, larger = more atypical.
-
-    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
-    """
-    check_tensor(reference, "reference", min_dim=1)
-    if reference.dim() != 1 or reference.numel() < 4:
-        raise ValueError(f"reference must be (N,) log-traces, N >= 4, got {tuple(reference.shape)}")
-    ref = reference.double()
-    q1, m, q3 = torch.quantile(ref, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
-    scale = float((q3 - q1) / 1.349)
-    if not scale > 0:
-        raise ValueError("reference log-traces have zero spread; pass more varied inputs")
-    values = log_trace(model, x, chunk=chunk).double()
-    return ((values - m).abs() / scale).to(x.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,42 +234,6 @@ def nearest_neighbours(
         idx.append(best.indices)
         dist.append(best.values.sqrt())
     return torch.cat(idx), torch.cat(dist).to(query.dtype)
-
-
-def tangent_residual(
-    model: nn.Module,
-    anchors: torch.Tensor,
-    x: torch.Tensor,
-    *,
-    rtol: float | None = None,
-    chunk: int = CHUNK,
-) -> torch.Tensor:
-    """Distance ``||P_ker G(a) (x - a)||`` from ``x`` to the plane of the anchor's leaf piece.
-
-    The leaf piece through the anchor ``a`` lies in the affine plane ``a + D_a`` (for a ReLU
-    network it is that plane cut to the anchor's activation region). The distance
-    from ``x`` to that plane is the norm of the part of ``x - a`` in ``ker G(a, w)``: the
-    "kernel energy" that a move from ``a`` to ``x`` must spend off that plane. One Jacobian per
-    anchor, no path.
-
-    Args:
-        model: classifier returning scores ``(B, C)``.
-        anchors: reference points (e.g. training images) ``(B, *input_shape)``.
-        x: query points ``(B, *input_shape)``.
-        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
-        chunk: pairs per Jacobian.
-
-    Returns:
-        ``(B,)`` distances (normalised units).
-
-    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
-    """
-    check_input(model, anchors, "anchors")
-    check_like(anchors, x, "anchors", "x")
-    check_positive(chunk, "chunk", integer=True)
-    delta = (x.detach() - anchors).double()
-    with eval_mode(model):
-        return _jac.kernel_norms(model, anchors, delta, rtol, chunk).to(x.dtype)
 
 
 @dataclass

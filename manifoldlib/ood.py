@@ -1,19 +1,17 @@
-"""Out-of-distribution baselines, metrics and controls for the leaf distance.
+"""Every out-of-distribution score of the book, and the controls for the leaf distance.
 
 The chapter on OOD detection compares the paper's proposal (the distance from the data leaf,
-:func:`manifoldlib.tangent_residual`) with the standard scores of the literature, measured
-the same way:
+:func:`tangent_residual`) with the standard scores of the literature, measured the same way:
 
-- output-based scores: :func:`energy_score` (Liu et al., 2020) and :func:`gradnorm_score`
-  (Huang et al., 2021), beside :func:`manifoldlib.max_softmax_score` (Hendrycks & Gimpel,
-  2017);
+- the leaf's scores: :func:`tangent_residual` (the distance from a point to the plane of its
+  anchor's leaf piece, one Jacobian), :func:`log_trace` and :func:`trace_score` (the local
+  trace of G, eq. 11);
+- output-based scores: :func:`max_softmax_score` (Hendrycks & Gimpel, 2017),
+  :func:`energy_score` (Liu et al., 2020) and :func:`gradnorm_score` (Huang et al., 2021);
 - feature-based scores on the penultimate layer (:func:`penultimate_features`, read with a
   forward hook): :func:`mahalanobis_score` with class means and a shared covariance
   (:func:`fit_class_gaussians`, Lee et al., 2018) and :func:`knn_feature_score` on
   normalised features (Sun et al., 2022);
-- metrics: :func:`fpr_at_tpr` (FPR at 95% TPR) and DeLong's paired test of two AUROCs on the
-  same inputs (:func:`delong_covariance`, :func:`delong_test`; DeLong et al., 1988, with the
-  midrank algorithm of Sun & Xu, 2014);
 - a model-free score: :func:`high_frequency_energy`, the energy of an image minus its 3 x 3
   box blur (the measure of pixel noise of the chapter "Noisy leaves");
 - controls that replace the distribution ``D_x`` by another 9-dimensional subspace:
@@ -21,51 +19,51 @@ the same way:
   and :func:`matched_isotropic_noise`, isotropic noise with the same norm after clipping as
   a given displacement.
 
-Convention for every OOD score: **larger means more out-of-distribution**.
+The metrics (AUROC, DeLong's interval and paired test, FPR at 95% TPR) live in
+:mod:`manifoldlib.stats`. Convention for every OOD score: **larger means more
+out-of-distribution**.
 
 Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
-import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import nn
 
 from . import _jacobian as _jac
 from ._checks import (
+    CHUNK,
     check_finite,
     check_input,
+    check_like,
     check_model,
     check_positive,
     check_same_shape,
     check_tensor,
     eval_mode,
 )
-from .stats import _as_scores
+from .leaf import _squared_distances
 
 __all__ = [
     "ClassGaussians",
-    "DelongResult",
-    "delong_covariance",
-    "delong_test",
     "energy_score",
     "fit_class_gaussians",
-    "fpr_at_tpr",
     "gradnorm_score",
     "high_frequency_energy",
     "knn_feature_score",
     "local_pca_basis",
+    "log_trace",
     "mahalanobis_score",
     "matched_isotropic_noise",
+    "max_softmax_score",
     "penultimate_features",
     "random_subspace_basis",
     "subspace_residual",
+    "tangent_residual",
+    "trace_score",
 ]
 
 
@@ -89,6 +87,133 @@ def high_frequency_energy(pixels: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"pixels must be (B, channels, H, W), got shape {tuple(pixels.shape)}")
     blur = torch.nn.functional.avg_pool2d(pixels, 3, stride=1, padding=1, count_include_pad=False)
     return (pixels - blur).flatten(1).pow(2).sum(1)
+
+
+# --------------------------------------------------------------------------------------------
+# Scores computed by the model at one point (the leaf's, the output's)
+# --------------------------------------------------------------------------------------------
+
+
+def max_softmax_score(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch.Tensor:
+    """The maximum-softmax-probability baseline, as an OOD score: ``-max_i p_i(y|x, w)``.
+
+    Hendrycks & Gimpel (2017): a classifier is less confident out of distribution, so the
+    negated top probability is larger there. Forward passes only.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        chunk: inputs per forward pass.
+
+    Returns:
+        ``(B,)`` scores in ``[-1, -1/C]``.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
+    """
+    check_input(model, x)
+    check_positive(chunk, "chunk", integer=True)
+    with torch.no_grad(), eval_mode(model):
+        logp = torch.cat([_jac.forward_log_probs(model, c) for c in x.split(chunk)])
+    return -logp.max(dim=1).values.exp()
+
+
+def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch.Tensor:
+    """``log Tr G(x, w)`` for each input, exactly (one Jacobian, no sampling).
+
+    ``Tr G = E_{y~p} ||grad_x log p_y||^2`` (eq. 11): by eq. (8), ``n`` times the mean KL
+    divergence per unit squared step in a random direction, i.e. how strongly the model's
+    output reacts to a move of the input in a random direction.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        chunk: inputs per Jacobian.
+
+    Returns:
+        ``(B,)`` log-traces (the trace is floored at 1e-30 before the log).
+
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
+    """
+    check_input(model, x)
+    check_positive(chunk, "chunk", integer=True)
+    traces = []
+    with eval_mode(model):
+        for c in x.split(chunk):
+            jac, logp = _jac.jacobian_of_scores(model, c)
+            factor = _jac.metric_factor(jac, logp)
+            traces.append(factor.double().pow(2).sum(dim=(1, 2)))
+    return torch.cat(traces).clamp_min(1e-30).log().to(x.dtype)
+
+
+def trace_score(
+    model: nn.Module, x: torch.Tensor, reference: torch.Tensor, *, chunk: int = CHUNK
+) -> torch.Tensor:
+    """How atypical the local trace of G is: ``|log Tr G(x) - m| / s``.
+
+    ``m`` is the median and ``s`` the interquartile range / 1.349 (a robust standard
+    deviation) of ``reference``, the log-traces of in-distribution inputs (e.g. training
+    images; see :func:`log_trace`). Two-sided, because nothing in the theory fixes in which
+    direction the trace moves away from the data: near the training images of a partially trained
+    model the trace has a typical size, and an input is suspicious when it is either much
+    more or much less sensitive. Only in-distribution data are used to calibrate it.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        x: inputs ``(B, *input_shape)``.
+        reference: ``(N,)`` log-traces of in-distribution inputs, ``N >= 4``.
+        chunk: inputs per Jacobian.
+
+    Returns:
+        ``(B,)`` scores, larger = more atypical.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
+    """
+    check_tensor(reference, "reference", min_dim=1)
+    if reference.dim() != 1 or reference.numel() < 4:
+        raise ValueError(f"reference must be (N,) log-traces, N >= 4, got {tuple(reference.shape)}")
+    ref = reference.double()
+    q1, m, q3 = torch.quantile(ref, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+    scale = float((q3 - q1) / 1.349)
+    if not scale > 0:
+        raise ValueError("reference log-traces have zero spread; pass more varied inputs")
+    values = log_trace(model, x, chunk=chunk).double()
+    return ((values - m).abs() / scale).to(x.dtype)
+
+
+def tangent_residual(
+    model: nn.Module,
+    anchors: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    rtol: float | None = None,
+    chunk: int = CHUNK,
+) -> torch.Tensor:
+    """Distance ``||P_ker G(a) (x - a)||`` from ``x`` to the plane of the anchor's leaf piece.
+
+    The leaf piece through the anchor ``a`` lies in the affine plane ``a + D_a`` (for a ReLU
+    network it is that plane cut to the anchor's activation region). The distance
+    from ``x`` to that plane is the norm of the part of ``x - a`` in ``ker G(a, w)``: the
+    "kernel energy" that a move from ``a`` to ``x`` must spend off that plane. One Jacobian per
+    anchor, no path. Anchors: :func:`manifoldlib.leaf.nearest_neighbours`.
+
+    Args:
+        model: classifier returning scores ``(B, C)``.
+        anchors: reference points (e.g. training images) ``(B, *input_shape)``.
+        x: query points ``(B, *input_shape)``.
+        rtol: relative tolerance for degenerate gradients (see ``LowRankPSD.rank``).
+        chunk: pairs per Jacobian.
+
+    Returns:
+        ``(B,)`` distances (normalised units).
+
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
+    """
+    check_input(model, anchors, "anchors")
+    check_like(anchors, x, "anchors", "x")
+    check_positive(chunk, "chunk", integer=True)
+    delta = (x.detach() - anchors).double()
+    with eval_mode(model):
+        return _jac.kernel_norms(model, anchors, delta, rtol, chunk).to(x.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +415,8 @@ def knn_feature_score(
     """Deep k-nearest-neighbour score (Sun et al., 2022) on L2-normalised features.
 
     Both the queries and the bank (training features) are scaled to unit norm; the score is
-    the Euclidean distance to the ``k``-th nearest bank feature.
+    the Euclidean distance to the ``k``-th nearest bank feature (by the distance helper of
+    :func:`manifoldlib.leaf.nearest_neighbours`).
 
     Args:
         features: ``(B, D)`` query features.
@@ -308,137 +434,14 @@ def knn_feature_score(
     check_positive(k, "k", integer=True)
     if k > bank.shape[0]:
         raise ValueError(f"k = {k} exceeds the bank size {bank.shape[0]}")
+    check_positive(chunk, "chunk", integer=True)
     b = torch.nn.functional.normalize(bank.double(), dim=1)
-    out = []
-    for q in torch.nn.functional.normalize(features.double(), dim=1).split(chunk):
-        d2 = (2 - 2 * q @ b.T).clamp_min(0)
-        out.append(d2.kthvalue(k, dim=1).values.sqrt())
+    q = torch.nn.functional.normalize(features.double(), dim=1)
+    out = [
+        d2.clamp_min(0).kthvalue(k, dim=1).values.sqrt()
+        for d2, _ in _squared_distances(q, b, chunk)
+    ]
     return torch.cat(out).to(features.dtype)
-
-
-# --------------------------------------------------------------------------------------------
-# Metrics
-# --------------------------------------------------------------------------------------------
-
-
-def fpr_at_tpr(scores_in: object, scores_out: object, tpr: float = 0.95) -> float:
-    """False-positive rate at a given true-positive rate ("FPR95" for ``tpr = 0.95``).
-
-    As in the OOD literature (Liang et al., 2018; Liu et al., 2020), in-distribution inputs are
-    the positives: the threshold ``t`` is the smallest score with at least ``tpr`` of the
-    in-distribution scores ``<= t`` (accepted), and the FPR is the share of OOD inputs that are
-    accepted too, ``P(S_out <= t)``. 0 is perfect, ``1 - tpr`` is about chance.
-
-    Args:
-        scores_in: ``(n,)`` in-distribution scores.
-        scores_out: ``(m,)`` out-of-distribution scores.
-        tpr: the share of in-distribution inputs to accept, in ``(0, 1]``.
-
-    Returns:
-        The FPR in ``[0, 1]``.
-
-    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
-    """
-    s_in, s_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
-    if not 0 < tpr <= 1:
-        raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
-    threshold = np.sort(s_in)[math.ceil(tpr * s_in.size - 1e-9) - 1]
-    return float((s_out <= threshold).mean())
-
-
-def delong_covariance(scores_in: object, scores_out: object) -> tuple[np.ndarray, np.ndarray]:
-    """AUROCs of several scores on the same inputs and DeLong's covariance of the estimates.
-
-    DeLong, DeLong & Clarke-Pearson (1988), computed with midranks as in Sun & Xu (2014):
-    with ``m`` OOD (positive) and ``n`` in-distribution inputs and, for score ``r``, the
-    midranks ``T_z`` in the pooled sample, ``T_x`` among the OOD scores and ``T_y`` among the
-    in scores, the placements are ``V10_j = (T_z,j - T_x,j) / n`` (share of in scores below OOD
-    score ``j``, ties 1/2) and ``V01_i = 1 - (T_z,i - T_y,i) / m``. The AUROC is the mean of
-    ``V10``, and ``Cov(AUC_r, AUC_s) = S10_rs / m + S01_rs / n`` with ``S10``, ``S01`` the
-    sample covariances of the placements. ``O(K (n + m) log(n + m))``.
-
-    Args:
-        scores_in: ``(K, n)`` (or ``(n,)``) in-distribution scores, the same ``n`` inputs for
-            every score, ``n >= 2``.
-        scores_out: ``(K, m)`` (or ``(m,)``) OOD scores, ``m >= 2``.
-
-    Returns:
-        ``aurocs`` ``(K,)`` and their covariance ``(K, K)``.
-
-    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
-    """
-    s_in = np.atleast_2d(_as_scores(scores_in, "scores_in", matrix=True))
-    s_out = np.atleast_2d(_as_scores(scores_out, "scores_out", matrix=True))
-    if s_in.shape[0] != s_out.shape[0]:
-        raise ValueError(f"as many scores in as out: {s_in.shape[0]} and {s_out.shape[0]}")
-    n, m = s_in.shape[1], s_out.shape[1]
-    if n < 2 or m < 2:
-        raise ValueError("DeLong's covariance needs at least 2 scores on each side")
-    pooled = np.concatenate([s_out, s_in], axis=1)
-    tz = rankdata(pooled, axis=1)
-    tx = rankdata(s_out, axis=1)
-    ty = rankdata(s_in, axis=1)
-    v10 = (tz[:, :m] - tx) / n
-    v01 = 1.0 - (tz[:, m:] - ty) / m
-    aurocs = v10.mean(axis=1)
-    cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
-    return aurocs, cov
-
-
-@dataclass
-class DelongResult:
-    """DeLong's paired test of two AUROCs measured on the same inputs.
-
-    Attributes:
-        auroc_a: AUROC of the first score.
-        auroc_b: AUROC of the second score.
-        difference: ``auroc_a - auroc_b``.
-        std_error: standard error of the difference.
-        z: ``difference / std_error`` (0 when both are 0).
-        p_value: two-sided p-value of "the two AUROCs are equal" (normal approximation).
-    """
-
-    auroc_a: float
-    auroc_b: float
-    difference: float
-    std_error: float
-    z: float
-    p_value: float
-
-
-def delong_test(in_a: object, out_a: object, in_b: object, out_b: object) -> DelongResult:
-    """Paired DeLong test: do two scores of the same inputs have the same AUROC?
-
-    ``var(AUC_a - AUC_b) = var_a + var_b - 2 cov_ab`` from :func:`delong_covariance`; the two
-    scores must be computed on the same inputs, in the same order. When the standard error is
-    0 (e.g. both scores separate perfectly), ``z = 0`` and ``p = 1`` if the AUROCs are equal,
-    ``p = 0`` otherwise.
-
-    Args:
-        in_a: ``(n,)`` in-distribution scores of the first method.
-        out_a: ``(m,)`` OOD scores of the first method.
-        in_b: ``(n,)`` in-distribution scores of the second method, same inputs.
-        out_b: ``(m,)`` OOD scores of the second method, same inputs.
-
-    Returns:
-        A :class:`DelongResult`.
-
-    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
-    """
-    a_in, b_in = _as_scores(in_a, "in_a"), _as_scores(in_b, "in_b")
-    a_out, b_out = _as_scores(out_a, "out_a"), _as_scores(out_b, "out_b")
-    if a_in.size != b_in.size or a_out.size != b_out.size:
-        raise ValueError("a paired test needs both scores on the same inputs (equal sizes)")
-    aucs, cov = delong_covariance(np.stack([a_in, b_in]), np.stack([a_out, b_out]))
-    diff = float(aucs[0] - aucs[1])
-    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    se = math.sqrt(max(var, 0.0))
-    if se < 1e-12:
-        z, p = 0.0, (1.0 if abs(diff) < 1e-12 else 0.0)
-    else:
-        z = diff / se
-        p = 2 * (1 - NormalDist().cdf(abs(z)))
-    return DelongResult(float(aucs[0]), float(aucs[1]), diff, se, z, p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,10 +539,11 @@ def local_pca_basis(
         raise ValueError(f"need k <= neighbours < N, got k={k}, neighbours={neighbours}")
     a = anchors.flatten(1).double()
     b = bank.flatten(1).double()
-    d2 = a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b.pow(2).sum(1)
-    d2 = torch.where(d2 <= 1e-12 * b.pow(2).sum(1).max(), torch.inf, d2)  # the anchor itself
-    idx = d2.topk(neighbours, dim=1, largest=False).indices  # (B, neighbours)
-    diffs = b[idx] - a[:, None, :]  # (B, neighbours, n)
+    idx = []
+    for d2, b_sq in _squared_distances(a, b, CHUNK):
+        d2 = torch.where(d2 <= 1e-12 * b_sq.max(), torch.inf, d2)  # the anchor itself
+        idx.append(d2.topk(neighbours, dim=1, largest=False).indices)  # (chunk, neighbours)
+    diffs = b[torch.cat(idx)] - a[:, None, :]  # (B, neighbours, n)
     _, _, vh = torch.linalg.svd(diffs, full_matrices=False)
     return vh[:, :k, :].transpose(1, 2).contiguous()
 

@@ -2,7 +2,11 @@
 
 - :func:`wilson_interval`, :func:`clopper_pearson_interval`: success rates (of paths, ...);
 - :func:`auroc` (Mann-Whitney) and :func:`auroc_interval` (DeLong): how well a score
-  separates two samples.
+  separates two samples; :func:`delong_covariance` and :func:`delong_test`: DeLong's
+  covariance of several AUROCs on the same inputs and his paired test of two (one algorithm,
+  the midrank placements of Sun & Xu, 2014, behind all four); :func:`fpr_at_tpr`: the false
+  positive rate at a given true positive rate ("FPR95"). Every score argument goes through one
+  validator (finite, non-empty, one-dimensional or ``(K, n)`` where several scores are taken).
 - :func:`binomial_test` (exact binomial) and :func:`mcnemar_test` (exact McNemar, for paired
   binary outcomes): tests for the small samples of paths the chapters run;
   :func:`holm_adjust`: Holm's step-down correction of many p-values.
@@ -24,6 +28,7 @@ median and the claim/guard lines in "The spectrum of G" (book/06).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -32,11 +37,15 @@ import torch
 __all__ = [
     "CLAIM_MARK",
     "GUARD_MARK",
+    "DelongResult",
     "auroc",
     "auroc_interval",
     "binomial_test",
     "claim",
     "clopper_pearson_interval",
+    "delong_covariance",
+    "delong_test",
+    "fpr_at_tpr",
     "guard",
     "holm_adjust",
     "mcnemar_test",
@@ -122,7 +131,7 @@ def clopper_pearson_interval(
 def _as_scores(values: object, name: str, *, matrix: bool = False) -> np.ndarray:
     """Scores as a float64 array, checked: ``(n,)``, or also ``(K, n)`` with ``matrix``.
 
-    The one validator of scores (``stats`` and ``ood``'s metrics): non-empty and finite.
+    The one validator of scores (every metric here, the median, Holm): non-empty and finite.
     """
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().double().numpy()
@@ -138,17 +147,28 @@ def _as_scores(values: object, name: str, *, matrix: bool = False) -> np.ndarray
 
 
 def _placements(s_in: np.ndarray, s_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each out score the share of in scores below it (ties 1/2), and vice versa.
+    """DeLong's placements of ``K`` scores, by midranks: the one algorithm of this module.
 
-    Both by binary search in the sorted other sample: ``O((n + m) log(n + m))``.
+    Sun & Xu (2014): with ``T_z`` the midranks (ties averaged) in the pooled sample, ``T_x``
+    among the out scores and ``T_y`` among the in scores, the share of in scores below out
+    score ``j`` (ties 1/2) is ``(T_z,j - T_x,j) / n`` and the share of out scores above in
+    score ``i`` (ties 1/2) is ``1 - (T_z,i - T_y,i) / m``. One sort per score:
+    ``O(K (n + m) log(n + m))``.
+
+    Args:
+        s_in: ``(K, n)`` in-distribution scores.
+        s_out: ``(K, m)`` out-of-distribution scores.
+
+    Returns:
+        ``in_place`` ``(K, n)`` and ``out_place`` ``(K, m)``; the AUROCs are
+        ``out_place.mean(1)``.
     """
-    sorted_in, sorted_out = np.sort(s_in), np.sort(s_out)
-    below_in = np.searchsorted(sorted_in, s_out, side="left")
-    not_above_in = np.searchsorted(sorted_in, s_out, side="right")
-    out_place = (below_in + not_above_in) / 2 / s_in.size  # P(in < out_j) + P(tie)/2
-    above_out = s_out.size - np.searchsorted(sorted_out, s_in, side="right")
-    not_below_out = s_out.size - np.searchsorted(sorted_out, s_in, side="left")
-    in_place = (above_out + not_below_out) / 2 / s_out.size  # P(out > in_i) + P(tie)/2
+    from scipy.stats import rankdata
+
+    n, m = s_in.shape[1], s_out.shape[1]
+    tz = rankdata(np.concatenate([s_out, s_in], axis=1), axis=1)
+    out_place = (tz[:, :m] - rankdata(s_out, axis=1)) / n
+    in_place = 1.0 - (tz[:, m:] - rankdata(s_in, axis=1)) / m
     return in_place, out_place
 
 
@@ -158,7 +178,8 @@ def auroc(scores_in: object, scores_out: object) -> float:
     Computed as the Mann-Whitney statistic: ``P(S_out > S_in) + P(S_out = S_in) / 2`` over all
     pairs, which equals the area under the ROC curve of the test "out if score > t". 0.5 is
     chance, 1 a perfect separation, 0 a perfect separation in the wrong direction. Runs in
-    ``O((n + m) log(n + m))`` by binary search instead of counting the ``n m`` pairs.
+    ``O((n + m) log(n + m))`` by midranks (the placements of :func:`delong_covariance`)
+    instead of counting the ``n m`` pairs.
 
     Args:
         scores_in: ``(n,)`` scores of in-distribution inputs (tensor, array or sequence).
@@ -170,8 +191,41 @@ def auroc(scores_in: object, scores_out: object) -> float:
     Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
     """
     s_in, s_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
-    _, out_place = _placements(s_in, s_out)
+    _, out_place = _placements(s_in[None], s_out[None])
     return float(out_place.mean())
+
+
+def delong_covariance(scores_in: object, scores_out: object) -> tuple[np.ndarray, np.ndarray]:
+    """AUROCs of several scores on the same inputs and DeLong's covariance of the estimates.
+
+    DeLong, DeLong & Clarke-Pearson (1988), computed with midranks as in Sun & Xu (2014)
+    (see :func:`_placements`): with ``m`` OOD (positive) and ``n`` in-distribution inputs,
+    ``V10_j`` the share of in scores below OOD score ``j`` and ``V01_i`` the share of OOD
+    scores above in score ``i`` (ties 1/2), the AUROC is the mean of ``V10``, and
+    ``Cov(AUC_r, AUC_s) = S10_rs / m + S01_rs / n`` with ``S10``, ``S01`` the sample
+    covariances of the placements. ``O(K (n + m) log(n + m))``.
+
+    Args:
+        scores_in: ``(K, n)`` (or ``(n,)``) in-distribution scores, the same ``n`` inputs for
+            every score, ``n >= 2``.
+        scores_out: ``(K, m)`` (or ``(m,)``) OOD scores, ``m >= 2``.
+
+    Returns:
+        ``aurocs`` ``(K,)`` and their covariance ``(K, K)``.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
+    """
+    s_in = np.atleast_2d(_as_scores(scores_in, "scores_in", matrix=True))
+    s_out = np.atleast_2d(_as_scores(scores_out, "scores_out", matrix=True))
+    if s_in.shape[0] != s_out.shape[0]:
+        raise ValueError(f"as many scores in as out: {s_in.shape[0]} and {s_out.shape[0]}")
+    n, m = s_in.shape[1], s_out.shape[1]
+    if n < 2 or m < 2:
+        raise ValueError("DeLong's covariance needs at least 2 scores on each side")
+    v01, v10 = _placements(s_in, s_out)
+    aurocs = v10.mean(axis=1)
+    cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+    return aurocs, cov
 
 
 def auroc_interval(
@@ -179,11 +233,10 @@ def auroc_interval(
 ) -> tuple[float, float, float]:
     """AUROC with DeLong's normal-approximation confidence interval.
 
-    DeLong, DeLong & Clarke-Pearson (1988): with the placements ``V_out_j`` (the share of in
-    scores below out score ``j``) and ``V_in_i`` (the share of out scores above in score
-    ``i``), the AUROC is their mean and its variance is
-    ``var(V_out) / m + var(V_in) / n``. Deterministic (no bootstrap), so a printed claim such
-    as "the lower bound exceeds 0.9" is reproducible.
+    DeLong, DeLong & Clarke-Pearson (1988): the AUROC and its variance
+    ``var(V_out) / m + var(V_in) / n`` from :func:`delong_covariance` with one score.
+    Deterministic (no bootstrap), so a printed claim such as "the lower bound exceeds 0.9" is
+    reproducible.
 
     Args:
         scores_in: ``(n,)`` in-distribution scores, ``n >= 2``.
@@ -200,11 +253,91 @@ def auroc_interval(
         raise ValueError("auroc_interval needs at least 2 scores on each side")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    in_place, out_place = _placements(s_in, s_out)
-    area = float(out_place.mean())
-    var = out_place.var(ddof=1) / s_out.size + in_place.var(ddof=1) / s_in.size
-    half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt(max(var, 0.0))
+    aurocs, cov = delong_covariance(s_in, s_out)
+    area = float(aurocs[0])
+    half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt(max(float(cov[0, 0]), 0.0))
     return area, max(0.0, area - half), min(1.0, area + half)
+
+
+@dataclass
+class DelongResult:
+    """DeLong's paired test of two AUROCs measured on the same inputs.
+
+    Attributes:
+        auroc_a: AUROC of the first score.
+        auroc_b: AUROC of the second score.
+        difference: ``auroc_a - auroc_b``.
+        std_error: standard error of the difference.
+        z: ``difference / std_error`` (0 when both are 0).
+        p_value: two-sided p-value of "the two AUROCs are equal" (normal approximation).
+    """
+
+    auroc_a: float
+    auroc_b: float
+    difference: float
+    std_error: float
+    z: float
+    p_value: float
+
+
+def delong_test(in_a: object, out_a: object, in_b: object, out_b: object) -> DelongResult:
+    """Paired DeLong test: do two scores of the same inputs have the same AUROC?
+
+    ``var(AUC_a - AUC_b) = var_a + var_b - 2 cov_ab`` from :func:`delong_covariance`; the two
+    scores must be computed on the same inputs, in the same order. When the standard error is
+    0 (e.g. both scores separate perfectly), ``z = 0`` and ``p = 1`` if the AUROCs are equal,
+    ``p = 0`` otherwise.
+
+    Args:
+        in_a: ``(n,)`` in-distribution scores of the first method.
+        out_a: ``(m,)`` OOD scores of the first method.
+        in_b: ``(n,)`` in-distribution scores of the second method, same inputs.
+        out_b: ``(m,)`` OOD scores of the second method, same inputs.
+
+    Returns:
+        A :class:`DelongResult`.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
+    """
+    a_in, b_in = _as_scores(in_a, "in_a"), _as_scores(in_b, "in_b")
+    a_out, b_out = _as_scores(out_a, "out_a"), _as_scores(out_b, "out_b")
+    if a_in.size != b_in.size or a_out.size != b_out.size:
+        raise ValueError("a paired test needs both scores on the same inputs (equal sizes)")
+    aucs, cov = delong_covariance(np.stack([a_in, b_in]), np.stack([a_out, b_out]))
+    diff = float(aucs[0] - aucs[1])
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    se = math.sqrt(max(var, 0.0))
+    if se < 1e-12:
+        z, p = 0.0, (1.0 if abs(diff) < 1e-12 else 0.0)
+    else:
+        z = diff / se
+        p = 2 * (1 - NormalDist().cdf(abs(z)))
+    return DelongResult(float(aucs[0]), float(aucs[1]), diff, se, z, p)
+
+
+def fpr_at_tpr(scores_in: object, scores_out: object, tpr: float = 0.95) -> float:
+    """False-positive rate at a given true-positive rate ("FPR95" for ``tpr = 0.95``).
+
+    As in the OOD literature (Liang et al., 2018; Liu et al., 2020), in-distribution inputs are
+    the positives: the threshold ``t`` is the smallest score with at least ``tpr`` of the
+    in-distribution scores ``<= t`` (accepted), and the FPR is the share of OOD inputs that are
+    accepted too, ``P(S_out <= t)``. 0 is perfect, ``1 - tpr`` is about chance.
+
+    Args:
+        scores_in: ``(n,)`` in-distribution scores.
+        scores_out: ``(m,)`` out-of-distribution scores.
+        tpr: the share of in-distribution inputs to accept, in ``(0, 1]``.
+
+    Returns:
+        The FPR in ``[0, 1]``.
+
+    Introduced in the chapter "Out-of-distribution detection by distance from leaf pieces".
+    """
+    s_in, s_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
+    if not 0 < tpr <= 1:
+        raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
+    threshold = np.sort(s_in)[math.ceil(tpr * s_in.size - 1e-9) - 1]
+    return float((s_out <= threshold).mean())
 
 
 def claim(measured: str, hypothesis: str) -> str:

@@ -11,11 +11,15 @@ One sample at a time, dense matrices, SVDs: nothing shared with the library's co
 - :func:`row_basis`, :func:`ref_tangent_projector`: an orthonormal basis of
   ``D_x = span{grad log p_i}`` and the dense orthogonal projector on it, from an SVD;
 - :func:`ref_trace`: ``Tr G`` by eq. (11);
-- :func:`ref_kernel_residual`: ``||P_ker G(a) (x - a)||`` with the dense projector.
+- :func:`ref_kernel_residual`: ``||P_ker G(a) (x - a)||`` with the dense projector;
+- :func:`ref_auroc`, :func:`ref_delong`, :func:`ref_fpr_at_tpr`: the AUROC by counting the
+  ``n m`` pairs, DeLong's covariance from the pair kernel written out, and the FPR at a TPR by
+  trying every threshold (plain Python loops, no ranks, no sorting).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.autograd.functional import jacobian
@@ -23,7 +27,10 @@ from torch.autograd.functional import jacobian
 __all__ = [
     "ref_G",
     "ref_activation_pattern",
+    "ref_auroc",
+    "ref_delong",
     "ref_fisher",
+    "ref_fpr_at_tpr",
     "ref_jacobian",
     "ref_kernel_residual",
     "ref_metric_quadratic",
@@ -189,3 +196,49 @@ def ref_activation_pattern(model, x):
             raise ValueError("the model has no nn.ReLU or nn.MaxPool2d module to record")
         out.append(torch.cat([p.long() for p in parts]))
     return torch.stack(out)
+
+
+def _psi(out, inn):
+    """The pair kernel of the AUROC: 1 if the out score is higher, 1/2 on a tie."""
+    return 1.0 if out > inn else 0.5 if out == inn else 0.0
+
+
+def ref_auroc(s_in, s_out):
+    """The AUROC by counting the ``n m`` pairs one by one."""
+    total = sum(_psi(b, a) for a in s_in for b in s_out)
+    return total / (len(s_in) * len(s_out))
+
+
+def ref_delong(s_in, s_out):
+    """DeLong et al. (1988) with the pair kernel written out: ``(K,)`` AUROCs, ``(K, K)`` cov.
+
+    ``s_in`` ``(K, n)`` (or ``(n,)``), ``s_out`` ``(K, m)``; loops of ``O(K^2 n m)``.
+    """
+    s_in, s_out = np.atleast_2d(s_in), np.atleast_2d(s_out)
+    k, n = s_in.shape
+    m = s_out.shape[1]
+    v10 = [
+        [sum(_psi(s_out[r, j], s_in[r, i]) for i in range(n)) / n for j in range(m)]
+        for r in range(k)
+    ]
+    v01 = [
+        [sum(_psi(s_out[r, j], s_in[r, i]) for j in range(m)) / m for i in range(n)]
+        for r in range(k)
+    ]
+    aucs = [sum(v) / m for v in v10]
+    cov = np.zeros((k, k))
+    for r in range(k):
+        for t in range(k):
+            s10 = sum((v10[r][j] - aucs[r]) * (v10[t][j] - aucs[t]) for j in range(m)) / (m - 1)
+            s01 = sum((v01[r][i] - aucs[r]) * (v01[t][i] - aucs[t]) for i in range(n)) / (n - 1)
+            cov[r, t] = s10 / m + s01 / n
+    return np.array(aucs), cov
+
+
+def ref_fpr_at_tpr(s_in, s_out, tpr):
+    """Try every threshold; the lowest FPR among those accepting ``>= tpr`` of the in set."""
+    best = 1.0
+    for t in list(s_in) + list(s_out):
+        if sum(a <= t for a in s_in) / len(s_in) >= tpr - 1e-12:
+            best = min(best, sum(b <= t for b in s_out) / len(s_out))
+    return best

@@ -62,13 +62,13 @@ TAKES_A_MODEL = {
     "across_leaves_path": lambda m, x: ml.across_leaves_path(m, x, _like(x), steps=2),
     "off_leaf_fraction": lambda m, x: ml.off_leaf_fraction(m, x, _like(x)),
     "accuracy": lambda m, x: ml.accuracy(m, x, _labels(x)),
-    "max_softmax_score": lambda m, x: ml.leaf.max_softmax_score(m, x),
-    "log_trace": lambda m, x: ml.leaf.log_trace(m, x),
-    "trace_score": lambda m, x: ml.leaf.trace_score(m, x, torch.arange(5.0)),
+    "max_softmax_score": lambda m, x: ml.ood.max_softmax_score(m, x),
+    "log_trace": lambda m, x: ml.ood.log_trace(m, x),
+    "trace_score": lambda m, x: ml.ood.trace_score(m, x, torch.arange(5.0)),
     "across_leaves_noise": lambda m, x: ml.leaf.across_leaves_noise(
         m, x, 0.5, max_step=0.25, generator=torch.Generator().manual_seed(0)
     ),
-    "tangent_residual": lambda m, x: ml.leaf.tangent_residual(m, x, _like(x)),
+    "tangent_residual": lambda m, x: ml.ood.tangent_residual(m, x, _like(x)),
     "noise_dx_share": lambda m, x: ml.leaf.noise_dx_share(m, x, _like(x)),
     "leaf_projection": lambda m, x: ml.leaf_projection(m, x, _like(x), max_steps=2).points,
     "fgsm_direction": lambda m, x: ml.adversarial.fgsm_direction(m, x, _labels(x)),

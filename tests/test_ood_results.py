@@ -9,21 +9,27 @@ from pathlib import Path
 import pytest
 
 RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
-#: Columns of a run made before the AUROC intervals were recorded (2026-12-02: seeds 1 and 2).
-LEGACY = ["seed", "set", "score", "auroc", "fpr95", "diff_vs_r1", "se_vs_r1", "p_vs_r1"]
-FIELDS = LEGACY[:4] + ["auroc_low", "auroc_high"] + LEGACY[4:]
+#: The columns of every run's file and of the merged file (``ood_baselines.FIELDS``).
+FIELDS = [
+    "seed",
+    "profile",
+    "set",
+    "score",
+    "auroc",
+    "auroc_low",
+    "auroc_high",
+    "fpr95",
+    "diff_vs_r1",
+    "se_vs_r1",
+    "p_vs_r1",
+]
 
 
 def read(path: Path) -> list[dict]:
     with path.open() as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames in (FIELDS, LEGACY), f"{path.name}: columns {reader.fieldnames}"
+        assert reader.fieldnames == FIELDS, f"{path.name}: columns {reader.fieldnames}"
         return list(reader)
-
-
-def common(rows: list[dict]) -> list[dict]:
-    """The columns every run has (the merged file leaves the newer ones empty for old runs)."""
-    return [{k: r[k] for k in LEGACY} for r in rows]
 
 
 def seed_files() -> list[Path]:
@@ -39,7 +45,17 @@ def test_at_least_three_seeds_and_the_merged_file_is_their_union():
     files = seed_files()
     assert len(files) >= 3, "the chapter reports means and spreads over at least 3 seeds"
     merged = read(RESULTS / "ood_baselines.csv")
-    assert common(merged) == [row for path in files for row in common(read(path))]
+    assert merged == [row for path in files for row in read(path)]
+
+
+def test_every_run_comes_from_one_clean_commit_and_profile():
+    """The chapter compares seeds and epochs: one commit, a clean checkout, one profile.
+    Mutation: a seed file re-run on another commit (or a stale one) fails."""
+    records = [json.loads(p.with_suffix(".json").read_text())["run_record"] for p in run_files()]
+    assert len({(r["commit"], r["profile"]) for r in records}) == 1
+    assert all(r["commit"] and r["dirty"] is False for r in records)
+    rows = [row for path in run_files() for row in read(path)]
+    assert {row["profile"] for row in rows} == {records[0]["profile"]}
 
 
 @pytest.mark.parametrize("path", run_files(), ids=lambda p: p.name)
@@ -53,6 +69,10 @@ def test_each_run_has_every_pair_once_and_a_json_with_its_run(path):
         assert meta["epoch"] == int(path.stem.removeprefix("ood_baselines-epoch"))
     assert {int(r["seed"]) for r in rows} == {seed}
     assert meta["seconds"] > 0 and meta["threads"] >= 1
+    # the manipulation check of the two noise sets, at the clean image and at the end point
+    for arm in ("noise leaf", "isotropic, same norm"):
+        assert 0.0 < meta["manipulation_check"][arm]["at_clean"] < 1.0
+        assert 0.0 < meta["manipulation_check"][arm]["at_noisy"] < 1.0
     sets = list(dict.fromkeys(r["set"] for r in rows))
     scores = list(dict.fromkeys(r["score"] for r in rows))
     assert sets == meta["sets"]
@@ -62,7 +82,7 @@ def test_each_run_has_every_pair_once_and_a_json_with_its_run(path):
     for r in rows:
         assert 0.0 <= float(r["auroc"]) <= 1.0 and 0.0 <= float(r["fpr95"]) <= 1.0
         assert 0.0 <= float(r["p_vs_r1"]) <= 1.0 and float(r["se_vs_r1"]) >= 0.0
-        if "auroc_low" in r:  # the DeLong interval holds the AUROC
-            assert float(r["auroc_low"]) <= float(r["auroc"]) <= float(r["auroc_high"])
+        # the DeLong interval holds the AUROC
+        assert float(r["auroc_low"]) <= float(r["auroc"]) <= float(r["auroc_high"])
         if r["score"] == "leaf distance r1":  # DeLong of r1 against itself
             assert float(r["diff_vs_r1"]) == 0.0 and float(r["p_vs_r1"]) == 1.0

@@ -7,10 +7,135 @@ import math
 import numpy as np
 import pytest
 import torch
-from oracles import ref_trace
+from oracles import ref_auroc, ref_delong, ref_fpr_at_tpr, ref_trace
 
 import manifoldlib as ml
 from manifoldlib import stats
+
+# ------------------------------------------------------------------ AUROC, DeLong, FPR95
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_matches_pair_count_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    s_in = rng.integers(0, 6, size=rng.integers(1, 30)).astype(float)  # many ties
+    s_out = rng.integers(2, 9, size=rng.integers(1, 30)).astype(float)
+    assert stats.auroc(s_in, s_out) == pytest.approx(ref_auroc(s_in, s_out), abs=1e-12)
+
+
+def test_auroc_extremes_and_inputs():
+    assert stats.auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
+    assert stats.auroc([2.0, 3.0], [0.0, 1.0]) == 0.0
+    assert stats.auroc(torch.ones(4), torch.ones(3)) == 0.5
+    with pytest.raises(ValueError, match="scores_in"):
+        stats.auroc([], [1.0])
+    with pytest.raises(ValueError, match="scores_out"):
+        stats.auroc([1.0], [float("nan")])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        stats.auroc(np.ones((2, 2)), [1.0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_delong_covariance_matches_the_pair_kernel_with_ties(seed):
+    """Mutation: the within-sample midranks left out (placements from the pooled ranks alone)
+    or ``ddof=0`` in the covariances changes the covariance and fails."""
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(2, 25), rng.integers(2, 25)
+    s_in = rng.integers(0, 6, size=(3, n)).astype(float)  # ties
+    s_out = rng.integers(2, 9, size=(3, m)).astype(float)
+    aucs, cov = stats.delong_covariance(s_in, s_out)
+    ref_aucs, ref_cov = ref_delong(s_in, s_out)
+    np.testing.assert_allclose(aucs, ref_aucs, atol=1e-12)
+    np.testing.assert_allclose(cov, ref_cov, atol=1e-12)
+    for r in range(3):
+        assert aucs[r] == pytest.approx(stats.auroc(s_in[r], s_out[r]), abs=1e-12)
+
+
+def test_delong_known_case_by_hand():
+    # in = [0, 1], out = [0.5, 2]: V10 = [1/2, 1], V01 = [1, 1/2]; AUC = 3/4;
+    # var = var(V10)/2 + var(V01)/2 = 1/8 / 2 + 1/8 / 2 = 1/8.
+    aucs, cov = stats.delong_covariance([0.0, 1.0], [0.5, 2.0])
+    assert aucs[0] == 0.75 and cov[0, 0] == pytest.approx(0.125)
+    area, low, _ = stats.auroc_interval([0.0, 1.0], [0.5, 2.0])
+    half = (area - low) / 1.959963984540054
+    assert half**2 == pytest.approx(0.125, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.delong_covariance([1.0], [2.0, 3.0])
+
+
+def test_auroc_interval_matches_the_pair_kernel():
+    rng = np.random.default_rng(7)
+    s_in, s_out = rng.normal(size=40).round(1), rng.normal(0.8, size=25).round(1)
+    area, lo, hi = stats.auroc_interval(s_in, s_out, confidence=0.9)
+    ref_area, ref_cov = ref_delong(s_in, s_out)
+    z, sd = 1.6448536269514722, math.sqrt(ref_cov[0, 0])
+    assert area == pytest.approx(ref_area[0], abs=1e-12)
+    assert lo == pytest.approx(max(0.0, ref_area[0] - z * sd), abs=1e-12)
+    assert hi == pytest.approx(min(1.0, ref_area[0] + z * sd), abs=1e-12)
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.auroc_interval([1.0], [1.0, 2.0])
+
+
+def test_delong_test_paired():
+    rng = np.random.default_rng(0)
+    s_in, s_out = rng.normal(size=200), rng.normal(1.0, size=150)
+    same = stats.delong_test(s_in, s_out, s_in, s_out)
+    assert same.difference == 0 and same.p_value == 1.0
+    # A monotone transform has the same ranks: same AUROC, p = 1.
+    mono = stats.delong_test(s_in, s_out, np.exp(s_in), np.exp(s_out))
+    assert mono.p_value == 1.0
+    # A much better score: tiny p-value, the right sign; the variance formula matches the oracle.
+    better = stats.delong_test(s_in, s_out + 2.0, s_in, s_out)
+    assert better.difference > 0.2 and better.p_value < 1e-6
+    _, cov = ref_delong(np.stack([s_in[:20], s_in[:20]]), np.stack([s_out[:15] + 2, s_out[:15]]))
+    small = stats.delong_test(s_in[:20], s_out[:15] + 2, s_in[:20], s_out[:15])
+    se = math.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    assert small.std_error == pytest.approx(se, rel=1e-9)
+    assert small.p_value == pytest.approx(math.erfc(abs(small.difference / se) / math.sqrt(2)))
+    with pytest.raises(ValueError, match="same inputs"):
+        stats.delong_test(s_in, s_out, s_in[:5], s_out)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fpr_matches_threshold_scan(seed):
+    rng = np.random.default_rng(seed)
+    s_in = rng.integers(0, 30, size=rng.integers(1, 60)).astype(float)
+    s_out = rng.integers(10, 40, size=rng.integers(1, 60)).astype(float)
+    for tpr in (0.5, 0.9, 0.95, 1.0):
+        assert stats.fpr_at_tpr(s_in, s_out, tpr) == pytest.approx(ref_fpr_at_tpr(s_in, s_out, tpr))
+
+
+def test_fpr_known_cases():
+    s_in = np.arange(100.0)  # the 95% threshold is 94
+    assert stats.fpr_at_tpr(s_in, [94.0, 94.5, 200.0, -1.0]) == 0.5
+    assert stats.fpr_at_tpr(s_in, s_in + 1000) == 0.0
+    assert stats.fpr_at_tpr(s_in, s_in) == 0.95
+    with pytest.raises(ValueError, match="tpr"):
+        stats.fpr_at_tpr(s_in, s_in, 0.0)
+
+
+def test_the_metrics_share_one_validator_naming_the_argument():
+    """fpr_at_tpr, delong_test and delong_covariance check scores as auroc does."""
+    good = [0.1, 0.2, 0.3]
+    cases = [
+        (lambda bad: stats.fpr_at_tpr(bad, good), "scores_in"),
+        (lambda bad: stats.fpr_at_tpr(good, bad), "scores_out"),
+        (lambda bad: stats.delong_test(good, good, good, bad), "out_b"),
+        (lambda bad: stats.auroc(bad, good), "scores_in"),
+        (lambda bad: stats.auroc_interval(good, bad), "scores_out"),
+    ]
+    for call, name in cases:
+        for bad, why in (
+            ([], "empty"),
+            ([[0.1], [0.2]], "one-dimensional"),
+            ([0.1, float("nan")], "NaN"),
+        ):
+            with pytest.raises(ValueError, match=f"{name} .*{why}|{name} is {why}"):
+                call(bad)
+    with pytest.raises(ValueError, match=r"scores_out must be \(n,\) or \(K, n\)"):
+        stats.delong_covariance([good], [[[0.1, 0.2]]])
+    with pytest.raises(ValueError, match="scores_in contains NaN"):
+        stats.delong_covariance([0.1, float("inf")], good)
 
 
 def slow_median(values):
