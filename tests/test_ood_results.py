@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
-#: The columns of every run's file and of the merged file (``ood_baselines.FIELDS``).
-FIELDS = [
-    "seed",
-    "profile",
-    "set",
-    "score",
-    "auroc",
-    "auroc_low",
-    "auroc_high",
-    "fpr95",
-    "diff_vs_r1",
-    "se_vs_r1",
-    "p_vs_r1",
-]
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+sys.path.insert(0, str(ROOT))
+
+#: The columns of every run's file and of the merged file: the script's own.
+from experiments.ood_baselines import FIELDS  # noqa: E402
 
 
 def read(path: Path) -> list[dict]:
