@@ -73,6 +73,7 @@ class Job:
     chapter: str
     estimate: float
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     returncode: int | None = None
     log: Path = field(default=Path())
 
@@ -106,22 +107,30 @@ def fresh_clone(parent: Path) -> Path:
 
 
 def run_job(job: Job, clone: Path, cache: Path, log_dir: Path) -> Job:
-    """Run one chapter with its stage's kernel set; fills ``seconds``, ``returncode``, ``log``."""
+    """Run one chapter with its stage's kernel set.
+
+    Fills ``seconds``, ``cpu_seconds``, ``returncode`` and ``log`` (which ends with pytest's
+    slowest cells, ``--durations``).
+    """
     env = {k: v for k, v in os.environ.items() if k not in ("MANIFOLDLIB_CIFAR10",)}
     env.update(STAGES[job.stage])
     env.update({"MANIFOLDLIB_DATA": str(cache), "PYTHONPATH": str(clone)})
     job.log = log_dir / f"{job.stage}-{Path(job.chapter).stem}.log"
     start = time.perf_counter()
     with job.log.open("w") as out:
-        proc = subprocess.run(
-            [PYTEST, job.chapter, "-q", "-p", "no:cacheprovider"],
+        proc = subprocess.Popen(
+            [PYTEST, job.chapter, "-q", "-p", "no:cacheprovider", "--durations=6"],
             cwd=clone,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+        # wait4, not wait: the job's own CPU seconds (user + system, its kernel's included),
+        # which tell work from waiting when two jobs share the cores.
+        _, status, usage = os.wait4(proc.pid, 0)
     job.seconds = time.perf_counter() - start
-    job.returncode = proc.returncode
+    job.cpu_seconds = usage.ru_utime + usage.ru_stime
+    job.returncode = os.waitstatus_to_exitcode(status)
     return job
 
 
@@ -174,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 status = "passed" if job.returncode == 0 else f"FAILED ({job.returncode})"
                 print(
                     f"[{time.perf_counter() - t0:6.0f}s] {job.stage:7s} {job.chapter:45s}"
-                    f" {job.seconds:6.1f}s {status}",
+                    f" {job.seconds:6.1f}s ({job.cpu_seconds:6.1f} CPU-s) {status}",
                     flush=True,
                 )
     finally:
@@ -184,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n===== {job.stage} {job.chapter}: log\n{job.log.read_text()}")
     for stage in args.stages:
         sec = sum(j.seconds for j in done if j.stage == stage)
+        cpu = sum(j.cpu_seconds for j in done if j.stage == stage)
         n = sum(j.stage == stage for j in done)
-        print(f"stage {stage}: {n} chapters, {sec:.0f} s of chapter time")
+        print(f"stage {stage}: {n} chapters, {sec:.0f} s of chapter time, {cpu:.0f} CPU-s")
     print(
         "slowest jobs: "
         + ", ".join(
@@ -196,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"all chapter stages: {time.perf_counter() - t0:.0f} s wall, {len(failed)} failed")
     measured = {
         s: {j.chapter: round(j.seconds, 1) for j in done if j.stage == s} for s in args.stages
+    }
+    measured["cpu_seconds"] = {
+        s: {j.chapter: round(j.cpu_seconds, 1) for j in done if j.stage == s} for s in args.stages
     }
     (log_dir / "chapter-seconds.json").write_text(json.dumps(measured, indent=1) + "\n")
     return 1 if failed else 0
