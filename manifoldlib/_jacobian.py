@@ -496,7 +496,7 @@ def kernel_norms(
 ) -> torch.Tensor:
     """``||v - P_x v||`` for each row: the length of the part of ``v`` in ``ker G(x, w)``.
 
-    One Jacobian per chunk of base points.
+    One set of ``C - 1`` difference rows (:func:`difference_jacobian`) per chunk of base points.
 
     Args:
         model: classifier, in eval mode.
@@ -510,8 +510,8 @@ def kernel_norms(
     """
     out = []
     for xs, vs in zip(x.split(chunk), v.split(chunk), strict=True):
-        jac, _ = jacobian_of_scores(model, xs)
-        out.append((vs - project(jac, vs, rtol)).flatten(1).norm(dim=1))
+        rows, _ = difference_jacobian(model, xs)
+        out.append((vs - project(rows, vs, rtol, differences=True)).flatten(1).norm(dim=1))
     return torch.cat(out)
 
 

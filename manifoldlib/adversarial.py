@@ -23,7 +23,7 @@ from ._checks import (
     check_like,
     eval_mode,
 )
-from .geometry import local_data_lowrank, logprob_jacobian
+from .geometry import LowRankPSD
 
 __all__ = ["LeafSplit", "fgsm_direction", "leaf_split", "ossa_direction", "prediction_change"]
 
@@ -114,10 +114,10 @@ def leaf_split(
     for k, v in enumerate(vectors):
         check_like(x, v, "x", f"vectors[{k}]")
     with eval_mode(model):
-        jac, _ = _jac.jacobian_of_scores(model, x)
+        rows, _ = _jac.difference_jacobian(model, x)  # C - 1 backward passes for every batch
     out = []
     for v in vectors:
-        t = _jac.project(jac, v, rtol)
+        t = _jac.project(rows, v, rtol, differences=True)
         out.append(LeafSplit(t, v - t))
     return out
 
@@ -171,9 +171,19 @@ def ossa_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     """
     check_input(model, x)
     _check_labels(y, x)
-    _, vecs = local_data_lowrank(model, x).eigh()
+    # One set of C - 1 difference rows R = H^T S gives both G's factor and grad log p_y:
+    # grad log p_y = (e_y - p)^T S = ((e_y - p)^T H) R, since e_y - p sums to zero and H's
+    # columns span the vectors that do.
+    with eval_mode(model):
+        rows, logp = _jac.difference_jacobian(model, x)
+    classes = logp.shape[1]
+    _check_labels(y, x, classes)
+    h = _jac.helmert(classes, rows.dtype, rows.device)
+    coef = (F.one_hot(y.long(), classes).to(rows.dtype) - logp.exp().to(rows.dtype)) @ h
+    grad = torch.einsum("bk,bk...->b...", coef, rows)  # grad log p_y, (B, *input_shape)
+    factor = _jac.metric_factor(rows, logp, differences=True)  # overwrites rows
+    _, vecs = LowRankPSD(factor=factor, shape=tuple(x.shape[1:])).eigh()
     top = vecs[:, 0]  # (B, *input_shape), unit norm
-    grad = logprob_jacobian(model, x)[torch.arange(x.shape[0]), y]  # grad log p_y
     slope = -(top.flatten(1) * grad.flatten(1)).sum(1)  # d(-log p_y) along top
     sign = torch.where(slope >= 0, 1.0, -1.0).to(top.dtype)
     return top * sign.view(-1, *[1] * (x.dim() - 1))

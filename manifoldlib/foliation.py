@@ -122,11 +122,11 @@ def involutivity_residual(
     """
     brackets = logprob_brackets(model, x, pairs)  # checks the arguments
     with eval_mode(model):
-        jac, _ = _jac.jacobian_of_scores(model, x)
+        rows, _ = _jac.difference_jacobian(model, x)
     b, p = brackets.shape[:2]
     flat = brackets.reshape(b * p, *x.shape[1:])
-    jac_rep = jac.repeat_interleave(p, dim=0)
-    outside = flat - _jac.project(jac_rep, flat, rtol)
+    rows_rep = rows.repeat_interleave(p, dim=0)
+    outside = flat - _jac.project(rows_rep, flat, rtol, differences=True)
     num = outside.flatten(1).norm(dim=1)
     den = flat.flatten(1).norm(dim=1)
     res = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), torch.nan)

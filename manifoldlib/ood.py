@@ -139,8 +139,8 @@ def log_trace(model: nn.Module, x: torch.Tensor, *, chunk: int = CHUNK) -> torch
     traces = []
     with eval_mode(model):
         for c in x.split(chunk):
-            jac, logp = _jac.jacobian_of_scores(model, c)
-            factor = _jac.metric_factor(jac, logp)
+            rows, logp = _jac.difference_jacobian(model, c)  # C - 1 backward passes
+            factor = _jac.metric_factor(rows, logp, differences=True)
             traces.append(factor.double().pow(2).sum(dim=(1, 2)))
     return torch.cat(traces).clamp_min(1e-30).log().to(x.dtype)
 

@@ -1,7 +1,8 @@
 """Paths on and across the leaves of the foliation (paper, sections 4.2 and 4.3).
 
-Both path routines are batched: B paths advance together, one forward pass and C backward
-passes per step for the whole batch, and a pair that has stopped drops out of the batch.
+Both path routines are batched: B paths advance together, one forward pass and C - 1 backward
+passes per step for the whole batch (Algorithm 1's study loop takes C: its paper variants use
+every score gradient), and a pair that has stopped drops out of the batch.
 Nothing about the geometry can be cached between steps: the ReLU activation pattern, hence
 the Jacobian, changes as the point moves.
 

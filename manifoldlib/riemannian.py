@@ -46,7 +46,7 @@ from ._checks import (
     check_tensor,
     eval_mode,
 )
-from .geometry import log_probabilities, score_jacobian
+from .geometry import log_probabilities
 
 __all__ = [
     "GeodesicResult",
@@ -283,10 +283,17 @@ class GeodesicResult:
         )
 
 
-def _difference_rows(jac: torch.Tensor) -> torch.Tensor:
-    """Rows ``grad s_i - grad s_C``, ``i < C``: a basis of D_x, ``(B, C-1, n)`` float64."""
-    flat = jac.flatten(2).double()
-    return flat[:, :-1] - flat[:, -1:]
+def _difference_rows(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``grad s_i - grad s_C``, ``i < C`` ``(B, C-1, n)`` float64 (a basis of D_x), log p.
+
+    From the ``C - 1`` backward passes of :func:`~manifoldlib._jacobian.difference_jacobian`:
+    its rows are ``H^T S``, and ``e_i - e_C = H H^T (e_i - e_C)`` (the difference sums to
+    zero), so ``grad s_i - grad s_C = (H_i - H_C) H^T S``.
+    """
+    with eval_mode(model):
+        rows, logp = _jac.difference_jacobian(model, x)
+    h = _jac.helmert(logp.shape[1], torch.float64, rows.device)  # (C, C-1)
+    return (h[:-1] - h[-1:]) @ rows.flatten(2).double(), logp
 
 
 def _aim(
@@ -298,8 +305,7 @@ def _aim(
     """One step from ``cur`` towards the probabilities ``exp(log_target)`` ``(B, C)``."""
     b = cur.shape[0]
     shape = (-1,) + (1,) * (cur.dim() - 1)
-    jac, logp = score_jacobian(model, cur, return_logp=True)
-    rows = _difference_rows(jac)  # (B, C-1, n)
+    rows, logp = _difference_rows(model, cur)  # (B, C-1, n)
     lp = logp.double()
     need = (log_target[:, :-1] - log_target[:, -1:]) - (lp[:, :-1] - lp[:, -1:])
     gram = rows @ rows.transpose(1, 2)

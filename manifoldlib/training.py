@@ -88,7 +88,7 @@ class TrainConfig:
         threads: torch threads during training (weights depend on it); None leaves the default.
         trace_every: measure the mean trace of G every this many steps (None: never).
         trace_batch: number of training images in the fixed reference batch.
-        trace_method: ``"exact"`` (C backward passes per image) or ``"mc"`` (one, eq. 11).
+        trace_method: ``"exact"`` (C - 1 backward passes per chunk of images) or ``"mc"`` (one, eq. 11).
         augment: random crops and flips (CIFAR-10 only).
         shift: random shifts of each training image by up to this many pixels in each
             direction, the freed border filled with the background (MNIST; 0: none). Drawn
