@@ -8,11 +8,10 @@ default ``stall_rel``), once with the clamp to the pixel range and once without,
 where they stop: at about 0.7-0.8 of the initial distance, with almost nothing of ``d - x``
 left in ``D_x``. This script runs exactly that computation (the chapter's model, pairs,
 settings, one thread) and writes ``experiments/results/ch08_stalls.json`` (stop reasons,
-steps, distances, run record) and ``ch08_stalls.pt`` (the recorded points every
-``RECORD_EVERY`` steps and the final points, float32); under another profile
-``ch08_stalls_<profile>.*``. The chapter prints the stalls from them, computes the share of
-``d - x`` in ``D_x`` at the committed end points, and re-runs each path's last stretch from
-its last recorded point against the committed end point.
+steps, distances, run record) and ``ch08_stalls.pt`` (the end points, float32);
+under another profile ``ch08_stalls_<profile>.*``. The chapter prints the stalls from them,
+computes the share of ``d - x`` in ``D_x`` at the committed end points, and re-runs the four
+paths' first steps against the committed distances (recorded every ``RECORD_EVERY`` steps).
 
 Run: ``python -m experiments ch08_stalls`` (about half a CPU-minute on one thread; the time is
 in the JSON).
@@ -79,14 +78,8 @@ def main() -> None:
     pairs = study_pairs()
     run = stall_paths(model, data, pairs)
     stem = output_stem(P.name)
-    torch.save(
-        {
-            "record_steps": run.steps.clone(),
-            "points": run.points.float().clone(),
-            "final": run.final.float().clone(),
-        },
-        OUT / f"{stem}.pt",
-    )
+    torch.save({"final": run.final.float().clone()}, OUT / f"{stem}.pt")
+    dist = run.distances.tolist()
     payload = {
         "profile": P.name,
         "pairs": [q["pair"] for q in pairs],
@@ -102,6 +95,9 @@ def main() -> None:
         "steps_taken": run.steps_taken.tolist(),
         "initial_distance": run.initial_distance.tolist(),
         "final_distance": run.final_distance.tolist(),
+        "record_steps": run.record_steps.tolist(),
+        # (R, 4) distances every RECORD_EVERY steps; None once a path stopped
+        "distances": [[None if v != v else v for v in row] for row in dist],
     }
     write_json(OUT / f"{stem}.json", payload, record)
     print(json.dumps({k: payload[k] for k in ("stop_reasons", "steps_taken")}))
