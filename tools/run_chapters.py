@@ -89,10 +89,13 @@ def all_chapters(root: Path = ROOT) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in (root / "book").glob("[0-9][0-9]_*.ipynb"))
 
 
-def estimates(root: Path = ROOT) -> dict[str, float]:
-    """Seconds per chapter under the default kernels, from ``.ci/chapter-seconds.json``."""
+def estimates(root: Path = ROOT) -> dict[str, dict[str, float]]:
+    """Seconds per chapter and stage, from ``.ci/chapter-seconds.json`` (may be empty)."""
     path = root / ".ci" / "chapter-seconds.json"
-    return json.loads(path.read_text())["default"] if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {s: v for s, v in data.items() if s in STAGES and isinstance(v, dict)}
 
 
 def fresh_clone(parent: Path) -> Path:
@@ -135,15 +138,21 @@ def run_job(job: Job, clone: Path, cache: Path, log_dir: Path) -> Job:
 
 
 def plan(stages: list[str], chapters: list[str] | None, root: Path = ROOT) -> list[Job]:
-    """Every (stage, chapter) job, longest estimate first."""
+    """Every (stage, chapter) job, longest estimate first.
+
+    A job's estimate is its stage's measured seconds where ``.ci/chapter-seconds.json`` has
+    them, else the default stage's times ``SLOWDOWN``, else the mean.
+    """
     est = estimates(root)
-    mean = sum(est.values()) / len(est) if est else 60.0
+    base = est.get("default", {})
+    mean = sum(base.values()) / len(base) if base else 60.0
     jobs = []
     for stage in stages:
         names = all_chapters(root) if stage == "default" else kernel_chapters(root)
         if chapters:
             names = [c for c in names if c in chapters]
-        jobs += [Job(stage, c, est.get(c, mean) * SLOWDOWN[stage]) for c in names]
+        own = est.get(stage, {})
+        jobs += [Job(stage, c, own.get(c, base.get(c, mean) * SLOWDOWN[stage])) for c in names]
     return sorted(jobs, key=lambda j: -j.estimate)
 
 
