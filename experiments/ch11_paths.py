@@ -13,7 +13,7 @@ and figures read:
 - CIFAR-10: per path the steps taken, whether it reached the threshold, its stop reason; per
   record (every 20 steps) the distance to the target, the class probabilities, the alignment
   and straightness (:func:`path_shape`); the end points (float64); and the recorded points at
-  the frames the chapter shows (:data:`FRAME_RECORDS`, float32, for display only);
+  the frames the chapter shows (:func:`frame_records`, as 8-bit pixels: for display only);
 - MNIST: the same except points and probabilities.
 
 It writes ``experiments/results/ch11_paths.{json,npz}`` (settings, pairs, the fingerprint of
@@ -139,6 +139,11 @@ def frame_records(n_records: int) -> list[int]:
     return sorted(set(strip) | set(interp))
 
 
+def frame_pixels(data: ml.data.ImageData, points: torch.Tensor) -> torch.Tensor:
+    """Recorded points as 8-bit pixels ``(..., 3, 32, 32)`` uint8 (what a figure shows)."""
+    return (data.to_pixels(points) * 255).round().to(torch.uint8)
+
+
 def run_paths(model, x, d, pixel_range, budget: float, max_steps: int | None = None):
     """The chapter's horizontal paths (``max_steps`` defaults to the budget / step size)."""
     return ml.horizontal_path(
@@ -193,7 +198,7 @@ def main() -> None:
         "cifar_straightness": shape["straightness"].numpy(),
         "cifar_final": paths.final.numpy(),
         "cifar_frame_records": np.asarray(frames),
-        "cifar_frames": paths.points[frames].float().numpy(),
+        "cifar_frames": frame_pixels(data, paths.points[frames]).numpy(),
         "mnist_steps": m_paths.steps.numpy(),
         "mnist_distances": m_paths.distances.numpy(),
         "mnist_alignment": m_shape["alignment"].numpy(),
