@@ -93,7 +93,9 @@ def test_per_path_values_are_consistent(run, arrays):
         v = run[part]
         assert set(v["stop_reasons"]) <= STOPS
         assert all(0 < s <= run["max_steps"] for s in v["steps_taken"])
-        assert arrays[f"{part}_steps"][-1] == max(v["steps_taken"])
+        # The last record is the step where the last path stopped (a path whose direction
+        # vanished is recorded at the step it tried: one more than it took).
+        assert 0 <= arrays[f"{part}_steps"][-1] - max(v["steps_taken"]) <= 1
     assert run["cifar"]["steps_taken"] == [run["max_steps"]] * len(C.CLASS_PAIRS)
     assert not any(run["cifar"]["reached"])
     d = arrays["cifar_distances"]
