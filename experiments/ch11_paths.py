@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
+from experiments.pairs import choose_pairs
 from experiments.records import RunRecord, load_model, write_json
 
 OUT = Path(__file__).parent / "results"
@@ -105,10 +106,14 @@ def chapter_pairs(model: torch.nn.Module, data: ml.data.ImageData) -> tuple:
         probs = torch.softmax(model(data.test_x), dim=1)
     top, pred = probs.max(1)
     eligible = (top <= MAX_CONFIDENCE) & (pred == data.test_y)
-    order = torch.randperm(len(top), generator=torch.Generator().manual_seed(PAIR_SEED))
-    cand = order[eligible[order]]
-    src = torch.tensor([int(cand[data.test_y[cand] == a][0]) for a, _ in CLASS_PAIRS])
-    tgt = torch.tensor([int(cand[data.test_y[cand] == b][0]) for _, b in CLASS_PAIRS])
+    src, tgt = choose_pairs(
+        data.test_y,
+        len(CLASS_PAIRS),
+        PAIR_SEED,
+        rule="class_pairs",
+        class_pairs=CLASS_PAIRS,
+        eligible=eligible,
+    )
     return src, tgt, int(eligible.sum())
 
 

@@ -1,7 +1,7 @@
 """One pair-chooser for the studies: seeded (source, target) pairs of test images.
 
-Every study that walks from one test image towards another draws its pairs here. Three
-rules remain, because three committed results files were made with them and each file's
+Every study that walks from one test image towards another draws its pairs here. Four
+rules remain, because the committed results files were made with them and each file's
 pairs must stay what they are (``tests/test_experiment_pairs.py`` re-draws them):
 
 - ``"other_class"`` (``leaf_geodesics``, seed 16; ``orbits``, seed 23): ``n`` distinct sources
@@ -12,6 +12,10 @@ pairs must stay what they are (``tests/test_experiment_pairs.py`` re-draws them)
   source's class or the source was already drawn.
 - ``"shifted"`` (``ch12_step_size``, seed 12: chapter 12's first code cell): sources drawn
   uniformly with replacement, the target a uniform non-zero shift away (any class).
+- ``"class_pairs"`` (``ch11_paths``, seed 0: chapter 11): for each given pair of classes
+  ``(a, b)``, the first eligible image of class ``a`` and the first of class ``b`` in the
+  order of a seeded permutation (eligible: the paper's rule, correctly classified with no
+  class above ``max_confidence``).
 
 Run nothing here; import :func:`choose_pairs`.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-RULES = ("other_class", "unsure_source", "shifted")
+RULES = ("other_class", "unsure_source", "shifted", "class_pairs")
 
 
 def choose_pairs(
@@ -31,17 +35,21 @@ def choose_pairs(
     rule: str = "other_class",
     confidence: torch.Tensor | None = None,
     max_confidence: float = 0.99,
+    class_pairs: tuple[tuple[int, int], ...] | None = None,
+    eligible: torch.Tensor | None = None,
     return_generator: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     """``n`` seeded (source, target) index pairs of the images with these ``labels``.
 
     Args:
         labels: ``(N,)`` class labels of the candidate images.
-        n: number of pairs.
+        n: number of pairs (``"class_pairs"``: ``len(class_pairs)``).
         seed: seed of the one ``torch.Generator`` that draws them.
         rule: one of :data:`RULES` (see the module docstring).
         confidence: ``(N,)`` the model's top probability on each image (``"unsure_source"``).
         max_confidence: largest top probability of a source (``"unsure_source"``).
+        class_pairs: ``(a, b)`` class pairs, one per pair (``"class_pairs"``).
+        eligible: ``(N,)`` bool, the images a pair may use (``"class_pairs"``).
         return_generator: also return the generator, in the state after the draws (a
             chapter that draws more from the same generator continues its sequence).
 
@@ -50,13 +58,34 @@ def choose_pairs(
         ``return_generator``.
 
     Raises:
-        ValueError: unknown ``rule``, or ``confidence`` missing for ``"unsure_source"``.
+        ValueError: unknown ``rule``, ``confidence`` missing for ``"unsure_source"``,
+            ``class_pairs`` or ``eligible`` missing or of the wrong size for ``"class_pairs"``,
+            or no eligible image of a class asked for.
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     g = torch.Generator().manual_seed(seed)
+    if rule == "class_pairs":
+        if class_pairs is None or eligible is None or len(class_pairs) != n:
+            raise ValueError(
+                f'rule="class_pairs" needs class_pairs ({n} pairs) and eligible (N,), got '
+                f"{class_pairs!r} and {None if eligible is None else tuple(eligible.shape)}"
+            )
+        if eligible.shape != labels.shape:
+            raise ValueError(f"eligible must have shape {tuple(labels.shape)}")
+        order = torch.randperm(len(labels), generator=g)
+        cand = order[eligible[order]]
+        first = {}
+        for c in {c for pair in class_pairs for c in pair}:
+            hits = cand[labels[cand] == c]
+            if len(hits) == 0:
+                raise ValueError(f"no eligible image of class {c}")
+            first[c] = int(hits[0])
+        src = torch.tensor([first[a] for a, _ in class_pairs])
+        tgt = torch.tensor([first[b] for _, b in class_pairs])
+        return (src, tgt, g) if return_generator else (src, tgt)
     if rule == "shifted":
         src = torch.randint(len(labels), (n,), generator=g)
         shift = torch.randint(1, len(labels), (n,), generator=g)

@@ -100,7 +100,7 @@ def test_unsure_source_is_the_algorithm1_studys_rule(test_y):
 
 
 def test_bad_arguments(test_y):
-    assert RULES == ("other_class", "unsure_source", "shifted")
+    assert RULES == ("other_class", "unsure_source", "shifted", "class_pairs")
     with pytest.raises(ValueError, match="rule"):
         choose_pairs(test_y, 3, 0, rule="nearest")
     with pytest.raises(ValueError, match="confidence"):
