@@ -8,21 +8,29 @@ its paths, on the ``book`` checkpoint in float64 on one thread:
 1. the noisy starts: each source moves 250 steps of 0.1 along a fixed Gaussian direction
    (seed 0, drawn in float32 as in the chapter, then float64) projected on ``ker G`` at every
    step and clamped into the pixel range (``manifoldlib.across_leaves_path``), and the same
-   path without the clamp (the manipulation check's second arm); both recorded every 50 steps;
+   path without the clamp (the manipulation check's second arm);
 2. Algorithm 1 from the six noisy starts and their six clean versions, towards the same
    targets, in one batch of twelve: exact projection on ``D_x``, step 0.1 shortened to the
    projection's length, clamp, threshold 1, the whole budget of 500 steps run in chunks of 50
    (the chapter's ``budget_paths``), every 50th point recorded.
 
-It writes ``experiments/results/ch10_paths.npz`` (the recorded points in float64:
-``noise_clamped`` and ``noise_free`` ``(6, 6, 1, 28, 28)`` at steps 0, 50, ..., 250, and
-``path_points`` ``(11, 12, 1, 28, 28)`` at steps 0, 50, ..., 500, with their step numbers and
-the steps each path took) and ``ch10_paths.json`` (settings, the pairs, a summary of the
-values the chapter prints, CPU seconds per part, run record); under another profile
-``ch10_paths_<profile>.*``. The chapter loads them, computes every statistic it prints from
-these points, and re-runs a slice (the first 50 steps of the clamped noise path, the first
-25 of the unclamped one, and the first 50 steps of all twelve paths) against the recorded
-points, with a tolerance measured under three kernel sets.
+It writes ``experiments/results/ch10_paths.npz`` and ``ch10_paths.json`` (settings, the
+pairs, a summary of values the chapter prints, CPU seconds per part, run record); under
+another profile ``ch10_paths_<profile>.*``. The NPZ keeps, compactly, what the chapter reads:
+
+- ``noise_clamped`` and ``noise_free`` ``(2, 6, 1, 28, 28)``, float64: the two noise paths at
+  steps ``noise_steps`` = 25 and 250 (the end of the clamped one is the noisy start);
+- ``path_points`` ``(3, 12, 1, 28, 28)``, float64: the twelve paths at steps ``point_steps`` =
+  50, 250 and 500 (their starts are the noisy and the clean images); ``steps_taken`` ``(12,)``;
+- ``path_distances`` ``(11, 12)`` and ``kappa`` ``(11, 6)``, float64: the distance to the
+  target and the noise component kappa at steps ``path_steps`` = 0, 50, ..., 500 (the
+  chapter's curves);
+- ``strip_points`` ``(11, 6, 1, 28, 28)``, float32: paths ``strip_paths`` (the first three
+  noisy paths and their clean twins) at every recorded step, for the chapter's strips.
+
+The chapter computes every statistic it prints from these float64 points and re-runs a slice
+(the first 25 steps of both noise paths and the first 50 steps of all twelve paths) against
+them, with a tolerance measured under three kernel sets.
 
 Run: ``OMP_NUM_THREADS=1 python -m experiments ch10_paths`` (about 5 CPU-min on one thread
 under this machine's kernels; the time is in the JSON).
@@ -47,8 +55,10 @@ OUT = Path(__file__).resolve().parent / "results"
 #: The chapter's seeds: pairs (``chapter_pairs``), the noise direction.
 PAIR_SEED, DIRECTION_SEED = 6, 0
 STEP_SIZE, THRESHOLD = 0.1, 1.0
-NOISE_STEPS, NOISE_EVERY = 250, 50
+NOISE_STEPS, NOISE_EVERY = 250, 25
 MAX_STEPS, EVERY = 500, 50
+#: What the NPZ keeps: noise-path steps and path steps in float64, the paths of the strips.
+NOISE_KEPT, POINTS_KEPT, STRIP_PATHS = (25, 250), (50, 250, 500), (0, 1, 2, 6, 7, 8)
 
 
 def output_stem(profile: str) -> str:
@@ -97,20 +107,19 @@ def budget_paths(model64, starts, targets, pixel_range, max_steps: int = MAX_STE
     return torch.stack(points), taken
 
 
-def summary(points, targets, clean, noisy) -> dict[str, list]:
-    """A few of the values the chapter prints, for reading the JSON (and its tests)."""
+def curves(points, targets, clean, noisy) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distance to the target ``(R, 2k)`` and the noise component kappa ``(R, k)``.
+
+    ``kappa_t = <x_t(noisy) - x_t(clean), n / ||n||> / ||n||`` with ``n = noisy - clean``, as in
+    the chapter.
+    """
     k = len(clean)
-    dist = (targets - points).flatten(2).norm(dim=-1)  # (R, 2k)
+    dist = (targets - points).flatten(2).norm(dim=-1)
     noise = noisy - clean
     nrm = noise.flatten(1).norm(dim=1)
     nhat = noise / nrm.view(-1, 1, 1, 1)
-    kappa = ((points[:, :k] - points[:, k:]) * nhat).flatten(2).sum(-1) / nrm  # (R, k)
-    return {
-        "noise_norm": nrm.tolist(),
-        "initial_distance": dist[0].tolist(),
-        "final_distance": dist[-1].tolist(),
-        "kappa_end": kappa[-1].tolist(),
-    }
+    kappa = ((points[:, :k] - points[:, k:]) * nhat).flatten(2).sum(-1) / nrm
+    return dist, kappa
 
 
 def main() -> None:
@@ -143,14 +152,23 @@ def main() -> None:
 
     stem = output_stem(P.name)
     OUT.mkdir(parents=True, exist_ok=True)
+    dist, kappa = curves(points, targets, clean, noisy)
+    path_steps = torch.arange(len(points)) * EVERY
+    noise_at = [int((across.steps == s).nonzero()) for s in NOISE_KEPT]
+    points_at = [int((path_steps == s).nonzero()) for s in POINTS_KEPT]
     np.savez_compressed(
         OUT / f"{stem}.npz",
-        noise_steps=across.steps.numpy(),
-        noise_clamped=across.points.numpy(),
-        noise_free=free.points.numpy(),
-        path_steps=np.arange(len(points)) * EVERY,
-        path_points=points.numpy(),
+        noise_steps=np.array(NOISE_KEPT),
+        noise_clamped=across.points[noise_at].numpy(),
+        noise_free=free.points[noise_at].numpy(),
+        point_steps=np.array(POINTS_KEPT),
+        path_points=points[points_at].numpy(),
         steps_taken=taken.numpy(),
+        path_steps=path_steps.numpy(),
+        path_distances=dist.numpy(),
+        kappa=kappa.numpy(),
+        strip_paths=np.array(STRIP_PATHS),
+        strip_points=points[:, list(STRIP_PATHS)].float().numpy(),
     )
     payload = {
         "profile": P.name,
@@ -170,7 +188,17 @@ def main() -> None:
             "record_every": EVERY,
             "order": "the six noisy starts, then their six clean versions",
         },
-        "summary": summary(points, targets, clean, noisy),
+        "kept": {
+            "noise_steps": list(NOISE_KEPT),
+            "point_steps": list(POINTS_KEPT),
+            "strip_paths": list(STRIP_PATHS),
+        },
+        "summary": {
+            "noise_norm": (noisy - clean).flatten(1).norm(dim=1).tolist(),
+            "initial_distance": dist[0].tolist(),
+            "final_distance": dist[-1].tolist(),
+            "kappa_end": kappa[-1].tolist(),
+        },
         "cpu_s": cpu,
     }
     write_json(OUT / f"{stem}.json", payload, record)
