@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import manifoldlib as ml
+from experiments.pairs import choose_pairs
 from experiments.paper_like import model_config
 from experiments.records import RunRecord, load_model, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
@@ -88,18 +89,12 @@ FIELDS = [
 
 
 def chapter_pairs(test_y: torch.Tensor, seed: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chapter 10's pairs: a random test image of each class 0-5, a target of class c + 5."""
-    gen = torch.Generator().manual_seed(seed)
+    """Chapter 10's pairs: a random test image of each class 0-5, a target of class c + 5.
 
-    def pick(classes: torch.Tensor) -> torch.Tensor:
-        idx = []
-        for c in classes.tolist():
-            members = (test_y == c).nonzero().flatten()
-            idx.append(int(members[torch.randint(len(members), (1,), generator=gen)]))
-        return torch.tensor(idx)
-
-    src_cls = torch.arange(6)
-    return pick(src_cls), pick((src_cls + 5) % 10)
+    :func:`experiments.pairs.choose_pairs`, rule ``"in_classes"``.
+    """
+    classes = tuple((c, (c + 5) % 10) for c in range(6))
+    return choose_pairs(test_y, len(classes), seed, rule="in_classes", class_pairs=classes)
 
 
 def blur(pix: torch.Tensor) -> torch.Tensor:

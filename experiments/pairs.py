@@ -1,6 +1,6 @@
 """One pair-chooser for the studies: seeded (source, target) pairs of test images.
 
-Every study that walks from one test image towards another draws its pairs here. Four
+Every study that walks from one test image towards another draws its pairs here. Five
 rules remain, because the committed results files were made with them and each file's
 pairs must stay what they are (``tests/test_experiment_pairs.py`` re-draws them):
 
@@ -16,6 +16,9 @@ pairs must stay what they are (``tests/test_experiment_pairs.py`` re-draws them)
   ``(a, b)``, the first eligible image of class ``a`` and the first of class ``b`` in the
   order of a seeded permutation (eligible: the paper's rule, correctly classified with no
   class above ``max_confidence``).
+- ``"in_classes"`` (``ch10_noisy_paths`` and ``ch10_paths``, seed 6: chapter 10): for each given
+  pair of classes ``(a, b)`` a source drawn uniformly among the images of class ``a``; then,
+  for each pair, a target drawn uniformly among the images of class ``b``.
 
 Run nothing here; import :func:`choose_pairs`.
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-RULES = ("other_class", "unsure_source", "shifted", "class_pairs")
+RULES = ("other_class", "unsure_source", "shifted", "class_pairs", "in_classes")
 
 
 def choose_pairs(
@@ -43,12 +46,12 @@ def choose_pairs(
 
     Args:
         labels: ``(N,)`` class labels of the candidate images.
-        n: number of pairs (``"class_pairs"``: ``len(class_pairs)``).
+        n: number of pairs (``"class_pairs"``, ``"in_classes"``: ``len(class_pairs)``).
         seed: seed of the one ``torch.Generator`` that draws them.
         rule: one of :data:`RULES` (see the module docstring).
         confidence: ``(N,)`` the model's top probability on each image (``"unsure_source"``).
         max_confidence: largest top probability of a source (``"unsure_source"``).
-        class_pairs: ``(a, b)`` class pairs, one per pair (``"class_pairs"``).
+        class_pairs: ``(a, b)`` class pairs, one per pair (``"class_pairs"``, ``"in_classes"``).
         eligible: ``(N,)`` bool, the images a pair may use (``"class_pairs"``).
         return_generator: also return the generator, in the state after the draws (a
             chapter that draws more from the same generator continues its sequence).
@@ -67,6 +70,24 @@ def choose_pairs(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     g = torch.Generator().manual_seed(seed)
+    if rule == "in_classes":
+        if class_pairs is None or len(class_pairs) != n:
+            raise ValueError(
+                f'rule="in_classes" needs class_pairs ({n} pairs), got {class_pairs!r}'
+            )
+
+        def draw(classes: list[int]) -> torch.Tensor:
+            idx = []
+            for c in classes:
+                members = (labels == c).nonzero().flatten()
+                if len(members) == 0:
+                    raise ValueError(f"no image of class {c}")
+                idx.append(int(members[torch.randint(len(members), (1,), generator=g)]))
+            return torch.tensor(idx)
+
+        src = draw([a for a, _ in class_pairs])
+        tgt = draw([b for _, b in class_pairs])
+        return (src, tgt, g) if return_generator else (src, tgt)
     if rule == "class_pairs":
         if class_pairs is None or eligible is None or len(class_pairs) != n:
             raise ValueError(

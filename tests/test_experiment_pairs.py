@@ -100,10 +100,24 @@ def test_unsure_source_is_the_algorithm1_studys_rule(test_y):
 
 
 def test_bad_arguments(test_y):
-    assert RULES == ("other_class", "unsure_source", "shifted", "class_pairs")
+    assert RULES == ("other_class", "unsure_source", "shifted", "class_pairs", "in_classes")
     with pytest.raises(ValueError, match="rule"):
         choose_pairs(test_y, 3, 0, rule="nearest")
     with pytest.raises(ValueError, match="confidence"):
         choose_pairs(test_y, 3, 0, rule="unsure_source")
     with pytest.raises(ValueError, match="n must"):
         choose_pairs(test_y, 0, 0)
+
+
+def test_in_classes_redraws_chapter_10s_committed_pairs(test_y):
+    """Both chapter-10 runs drew their pairs with rule "in_classes" (seed 6, class c -> c + 5).
+    Mutation: another seed, another shift, or targets drawn interleaved with the sources fail."""
+    classes = tuple((c, (c + 5) % 10) for c in range(6))
+    src, tgt = choose_pairs(test_y, 6, 6, rule="in_classes", class_pairs=classes)
+    assert test_y[src].tolist() == [a for a, _ in classes]
+    assert test_y[tgt].tolist() == [b for _, b in classes]
+    for name in ("ch10_paths.json", "ch10_noisy_paths_book.json"):
+        run = json.loads((RESULTS / name).read_text())
+        assert (run["source_index"], run["target_index"]) == (src.tolist(), tgt.tolist()), name
+    with pytest.raises(ValueError, match="class_pairs"):
+        choose_pairs(test_y, 6, 6, rule="in_classes")
