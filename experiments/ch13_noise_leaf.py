@@ -107,6 +107,9 @@ def main() -> None:
     gen, base_index = draws(len(data.test_y), n_in, n_out)
     out = noise(model, data.test_x[base_index], data.pixel_range, gen)
     out["base_index"] = base_index
+    # Own storage for each tensor (a path's final point and a slice of the permutation are
+    # views of larger tensors, which torch.save would write whole).
+    out = {k: v.clone() for k, v in out.items()}
     stem = output_stem(P.name)
     OUT.mkdir(parents=True, exist_ok=True)
     torch.save(out, OUT / f"{stem}.pt")
