@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,15 @@ STAGES: dict[str, dict[str, str]] = {
 #: How much slower a chapter runs under each set than with this machine's kernels (measured:
 #: the two other-kernel stages against the default stage of the same CI run). Only orders jobs.
 SLOWDOWN = {"default": 1.0, "sse4": 2.4, "avx2": 1.6}
+#: The pytest jobs running now, by PID (only those this process started).
+RUNNING: dict[int, subprocess.Popen] = {}
+
+
+def _stop(signum: int, frame: object) -> None:
+    """On SIGTERM, end the pytest jobs this process started, then exit."""
+    for proc in list(RUNNING.values()):
+        proc.terminate()
+    raise SystemExit(128 + signum)
 
 
 @dataclass
@@ -128,9 +138,11 @@ def run_job(job: Job, clone: Path, cache: Path, log_dir: Path) -> Job:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+        RUNNING[proc.pid] = proc
         # wait4, not wait: the job's own CPU seconds (user + system, its kernel's included),
         # which tell work from waiting when two jobs share the cores.
         _, status, usage = os.wait4(proc.pid, 0)
+        RUNNING.pop(proc.pid, None)
     job.seconds = time.perf_counter() - start
     job.cpu_seconds = usage.ru_utime + usage.ru_stime
     job.returncode = os.waitstatus_to_exitcode(status)
@@ -164,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chapters", nargs="*", help="only these chapters (book/NN_x.ipynb)")
     ap.add_argument("--log-dir", type=Path, default=ROOT / ".ci-chapters")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     if args.workers < 1:
         ap.error(f"--workers must be at least 1, got {args.workers}")
     log_dir = args.log_dir.resolve()
