@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 import manifoldlib as ml
-from experiments.records import RunRecord, load_model, write_json
+from experiments.records import RunRecord, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
 OUT = Path(__file__).parent / "results"
@@ -71,10 +71,7 @@ def main() -> None:
     record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
-    model = load_model(P.mnist_config(), P.mnist_epoch)
-    if model is None:
-        raise SystemExit("the chapter's checkpoint is neither shipped nor cached")
-    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
+    model = record.model("mnist", P.mnist_config(), P.mnist_epoch)
     pairs = study_pairs()
     run = stall_paths(model, data, pairs)
     stem = output_stem(P.name)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 import manifoldlib as ml
 from experiments.pairs import choose_pairs
 from experiments.paper_like import model_config
-from experiments.records import RunRecord, load_model, write_json
+from experiments.records import RunRecord, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -156,10 +156,7 @@ def main() -> None:
     data = ml.load_mnist(P.mnist_source)
     record = RunRecord.start()
     config = model_config(args.model)  # of the current profile, P
-    model = load_model(config, P.mnist_epoch)
-    if model is None:
-        raise SystemExit(f"checkpoint epoch {P.mnist_epoch} of {args.model} is not cached")
-    record.checkpoint(args.model, config, P.mnist_epoch)
+    model = record.model(args.model, config, P.mnist_epoch)
     clamp = data.pixel_range
     src_idx, tgt_idx = chapter_pairs(data.test_y)
     k = len(src_idx)

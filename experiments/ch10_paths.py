@@ -48,7 +48,7 @@ import torch
 
 import manifoldlib as ml
 from experiments.ch10_noisy_paths import chapter_pairs
-from experiments.records import RunRecord, load_model, write_json
+from experiments.records import RunRecord, write_json
 from manifoldlib.algorithm1 import algorithm1_paths
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -129,10 +129,7 @@ def main() -> None:
     record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source).to(torch.float64)
-    model = load_model(P.mnist_config(), P.mnist_epoch)
-    if model is None:
-        raise SystemExit("the chapter's checkpoint is neither shipped nor cached")
-    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
+    model = record.model("mnist", P.mnist_config(), P.mnist_epoch)
     model64 = model.double()
     src, tgt = chapter_pairs(data.test_y, PAIR_SEED)
     clean, target = data.test_x[src], data.test_x[tgt]

@@ -40,7 +40,7 @@ import torch
 
 import manifoldlib as ml
 from experiments.pairs import choose_pairs
-from experiments.records import RunRecord, load_model, write_json
+from experiments.records import RunRecord, write_json
 
 OUT = Path(__file__).parent / "results"
 #: The chapter's settings: class pairs (airplane->frog, automobile->ship, cat->truck,
@@ -174,13 +174,9 @@ def main() -> None:
     source = "torchvision" if P.name == "paper" else "bundled"
     data = ml.load_cifar10(source, download=True)
     config = cifar_config(P, source)
-    model = load_model(config, config.epochs)
+    model = record.model("cifar10", config, config.epochs)
     mnist = ml.load_mnist(P.mnist_source)
-    mnist_model = load_model(P.mnist_config(), P.mnist_epoch)
-    if model is None or mnist_model is None:
-        raise SystemExit("the chapter's checkpoints are neither shipped nor cached")
-    record.checkpoint("cifar10", config, config.epochs)
-    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
+    mnist_model = record.model("mnist", P.mnist_config(), P.mnist_epoch)
     src, tgt, n_eligible = chapter_pairs(model, data)
 
     model64 = copy.deepcopy(model).double()

@@ -43,7 +43,7 @@ import torch
 import manifoldlib as ml
 from experiments.ch12_step_size import end_diagnostics
 from experiments.pairs import choose_pairs
-from experiments.records import RunRecord, load_model, write_json
+from experiments.records import RunRecord, write_json
 
 OUT = Path(__file__).parent / "results"
 NOISE_LENGTH = 25.0
@@ -153,11 +153,7 @@ def main() -> None:
     record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source).to(torch.float64)
-    model = load_model(P.mnist_config(), P.mnist_epoch)
-    if model is None:
-        raise SystemExit("the chapter's checkpoint is neither shipped nor cached")
-    model = model.double()
-    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
+    model = record.model("mnist", P.mnist_config(), P.mnist_epoch).double()
     t0 = time.process_time()
     size = sizes(P)
     n_noisy = size["noisy"]

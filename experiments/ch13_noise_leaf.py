@@ -38,7 +38,7 @@ import torch
 
 import manifoldlib as ml
 from experiments.ood_baselines import LEAF_NOISE_MAX_STEP, model_config
-from experiments.records import RunRecord, load_model, sha256_file, write_json
+from experiments.records import RunRecord, sha256_file, write_json
 
 OUT = Path(__file__).parent / "results"
 #: The chapter's (and ``ood_baselines.build_sets``'s) generator seed, the path length of the
@@ -99,10 +99,7 @@ def main() -> None:
     record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
-    model = load_model(model_config(0), P.mnist_epoch)
-    if model is None:
-        raise SystemExit("the chapter's checkpoint is neither shipped nor cached")
-    record.checkpoint("mnist", model_config(0), P.mnist_epoch)
+    model = record.model("mnist", model_config(0), P.mnist_epoch)
     n_in, n_out = sizes(P)
     gen, base_index = draws(len(data.test_y), n_in, n_out)
     out = noise(model, data.test_x[base_index], data.pixel_range, gen)

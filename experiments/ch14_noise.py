@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 import manifoldlib as ml
-from experiments.records import RunRecord, load_model, sha256_file, write_json
+from experiments.records import RunRecord, sha256_file, write_json
 
 OUT = Path(__file__).parent / "results"
 #: The chapter's generator seed, noise level (path length, normalised units) and step.
@@ -71,10 +71,7 @@ def main() -> None:
     record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
-    model = load_model(P.mnist_config(), P.mnist_epoch)
-    if model is None:
-        raise SystemExit("the chapter's checkpoint is neither shipped nor cached")
-    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
+    model = record.model("mnist", P.mnist_config(), P.mnist_epoch)
     n_live = P.pick(book=24, paper=200)
     gen, digits = chapter_digits(data, n_live)
     clean = data.test_x[digits]

@@ -41,7 +41,7 @@ import torch
 
 import manifoldlib as ml
 from experiments.pairs import choose_pairs
-from experiments.records import RunRecord, load_model, write_json
+from experiments.records import RunRecord, write_json
 from manifoldlib.riemannian import leaf_geodesic
 
 OUT = Path(__file__).parent / "results"
@@ -128,10 +128,7 @@ def main() -> None:
     record = RunRecord.start()
     P = ml.current_profile()
     data = ml.load_mnist(P.mnist_source)
-    model = load_model(P.mnist_config(), P.mnist_epoch)
-    if model is None:
-        raise SystemExit("the chapter's checkpoint is neither shipped nor cached")
-    record.checkpoint("mnist", P.mnist_config(), P.mnist_epoch)
+    model = record.model("mnist", P.mnist_config(), P.mnist_epoch)
     model64 = copy.deepcopy(model).double()
     n_pairs, max_steps = P.pick(book=8, paper=32), P.pick(book=400, paper=3000)
     src, tgt = choose_pairs(data.test_y, n_pairs, PAIR_SEED, rule="other_class")

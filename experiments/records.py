@@ -146,6 +146,18 @@ class RunRecord:
         path = ml.training.model_checkpoint(config, epoch)
         self.checkpoints[name] = sha256_file(path) if path.is_file() else "missing"
 
+    def model(self, name: str, config: ml.TrainConfig, epoch: int) -> torch.nn.Module:
+        """The study's checkpoint ``name``: loaded (:func:`load_model`, never trained), hashed.
+
+        Raises:
+            SystemExit: the checkpoint is neither shipped nor cached.
+        """
+        model = load_model(config, epoch)
+        if model is None:
+            raise SystemExit(f"checkpoint {name!r} is neither shipped nor cached")
+        self.checkpoint(name, config, epoch)
+        return model
+
     def finish(self) -> dict:
         """The record, with the end time and the wall and CPU seconds so far."""
         return {

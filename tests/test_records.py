@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+import manifoldlib as ml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -136,3 +140,16 @@ def test_merge_refuses_seeds_from_different_runs(tmp_path):
     _seed_files(tmp_path, 2, "paper", "c1")  # another profile
     with pytest.raises(ValueError, match="different runs"):
         merge_seed_files(tmp_path)
+
+
+def test_record_model_loads_hashes_and_never_trains(monkeypatch):
+    """``RunRecord.model``: the shipped checkpoint, its hash recorded; a missing one exits.
+    Mutation: training or returning None instead of exiting fails."""
+    P = ml.current_profile()
+    rec = records.RunRecord.start()
+    model = rec.model("mnist", P.mnist_config(), P.mnist_epoch)
+    assert isinstance(model, torch.nn.Module) and not model.training
+    path = ml.training.model_checkpoint(P.mnist_config(), P.mnist_epoch)
+    assert rec.checkpoints["mnist"] == records.sha256_file(path)
+    with pytest.raises(SystemExit, match="'nowhere'"):
+        rec.model("nowhere", dataclasses.replace(P.mnist_config(), seed=987), P.mnist_epoch)
